@@ -1,0 +1,26 @@
+/**
+ * Configuration for the MikroORM CLI (`npm run migration:create`, `npm run migration:up`): the server's own ORM
+ * options, read from the same validated configuration, with migration snapshots turned on so new migrations are
+ * diffed against the committed `.snapshot.json`.
+ */
+import { defineConfig } from '@mikro-orm/postgresql';
+import { loadConfig } from './src/config.js';
+import { createLogger } from './src/logger.js';
+import { ormOptions } from './src/db/orm.js';
+import { OperationRegistry } from './src/lifecycle/operations.js';
+
+const config = loadConfig();
+if (config.database.source.kind !== 'url') {
+  throw new Error('Migration commands need a database: set DATABASE_URL (or the POSTGRES_* variables)');
+}
+const options = ormOptions({
+  database: config.database,
+  clientUrl: config.database.source.url,
+  log: createLogger(config.log),
+  operations: new OperationRegistry(),
+});
+
+export default defineConfig({
+  ...options,
+  migrations: { ...options.migrations, snapshot: true },
+});

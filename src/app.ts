@@ -1,0 +1,218 @@
+/**
+ * `createApp`: the one factory that builds a server, for `main` and for the tests alike.
+ *
+ * It listens at once (`/healthz` 200, `/readyz` 503), then boots in the background: the embedded PostgreSQL when
+ * no database is configured, the ORM once the database answers, migrations, Apollo. `stop()` runs the shutdown
+ * sequence once, however often it is called.
+ */
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { ApolloServer } from '@apollo/server';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from './db/orm.js';
+import { poolStats } from './db/pool.js';
+import { createApollo } from './graphql/apollo.js';
+import { createContext, type GraphQLContext } from './graphql/context.js';
+import { createHttpServer } from './http/server.js';
+import { HealthService } from './http/health.service.js';
+import { OperationRegistry, type Operation } from './lifecycle/operations.js';
+
+/** The life of an app, in order. */
+export type AppState = 'booting' | 'ready' | 'draining' | 'stopped';
+
+/** Emitted as `operation` after each GraphQL operation. */
+export interface OperationReport {
+  requestId: string;
+  name: string;
+  type: string;
+  durationMs: number;
+  sqlStatements: number;
+}
+
+/** How a stop ended: `clean` false means the emergency path ran. */
+export interface StopResult {
+  clean: boolean;
+}
+
+export interface App {
+  /** Base URL of the HTTP server, e.g. `http://127.0.0.1:4000`. */
+  readonly url: string;
+  readonly log: Logger;
+  /** Resolves when the server is ready; rejects when boot fails (the reason is logged). */
+  readonly ready: Promise<void>;
+  /** `operation` events carry an {@link OperationReport}. */
+  readonly events: EventEmitter;
+  state(): AppState;
+  /** The ORM once booted. */
+  orm(): MikroORM | undefined;
+  /** Graceful shutdown (DESIGN.md); idempotent: every call returns the same result. */
+  stop(): Promise<StopResult>;
+  /** Skips what is left of the drain: logs what is still running, closes everything, resolves `clean: false`. */
+  emergencyStop(reason: string): Promise<StopResult>;
+}
+
+export interface CreateAppOptions {
+  /** A logger to use instead of one built from `config.log` (tests capture lines with it). */
+  logger?: Logger;
+}
+
+/** Builds, listens and starts booting a server. */
+export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<App> {
+  const log = options.logger ?? createLogger(config.log);
+  const events = new EventEmitter();
+  const operations = new OperationRegistry();
+  let state: AppState = 'booting';
+  let orm: MikroORM | undefined;
+  let embedded: EmbeddedPostgres | undefined;
+  let apollo: ApolloServer<GraphQLContext> | undefined;
+  let handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) | undefined;
+  const bootAbort = new AbortController();
+  const health = new HealthService(() => orm, config.database.poolMax);
+  const operationOf = new WeakMap<FastifyRequest, Operation>();
+
+  const http = createHttpServer(log, config.limits.maxBodyBytes, {
+    acceptingOperations: () => (state === 'ready' || (state === 'draining' && handler !== undefined)),
+    unavailableReason: () => (state === 'booting' ? 'the server is starting' : 'the server is shutting down'),
+    readiness: async () => {
+      if (state !== 'ready') return { ready: false, reason: state };
+      const h = await health.check();
+      return h.database ? { ready: true } : { ready: false, reason: 'database not reachable' };
+    },
+    graphql: async (req, reply) => {
+      const op = operations.start(req.id);
+      operationOf.set(req, op);
+      try {
+        return await (handler as NonNullable<typeof handler>)(req, reply);
+      } finally {
+        operations.finish(op);
+        events.emit('operation', {
+          requestId: op.requestId,
+          name: op.name,
+          type: op.type,
+          durationMs: Date.now() - op.startedAt,
+          sqlStatements: op.sqlStatements,
+        } satisfies OperationReport);
+      }
+    },
+  });
+
+  await http.listen({ port: config.port, host: config.host });
+  const address = http.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${address.port}`;
+  log.info({ url }, 'listening; booting (readiness 503 until the database is ready)');
+
+  const boot = async () => {
+    const started = Date.now();
+    let clientUrl: string;
+    if (config.database.source.kind === 'embedded') {
+      embedded = await startEmbeddedPostgres({ ...config.database.source, log });
+      clientUrl = embedded.url;
+    } else {
+      clientUrl = config.database.source.url;
+    }
+    if (bootAbort.signal.aborted) return;
+    orm = await createOrm(ormOptions({ database: config.database, clientUrl, log, operations }));
+    await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
+    if (bootAbort.signal.aborted) return;
+    await migrate(orm, log);
+    apollo = createApollo({ nodeEnv: config.nodeEnv, log });
+    await apollo.start();
+    const root = orm.em;
+    const apolloHandler = fastifyApolloHandler(apollo, {
+      context: async (req) => {
+        const op = operationOf.get(req);
+        if (!op) throw new Error('GraphQL request without a registered operation');
+        return createContext(root, op, req.log, health);
+      },
+    });
+    handler = (req, reply) => apolloHandler.call(http as never, req as never, reply as never) as Promise<unknown>;
+    if (state === 'booting') state = 'ready';
+    log.info({ bootMs: Date.now() - started }, 'ready');
+  };
+  const ready = boot().catch((err: unknown) => {
+    if (bootAbort.signal.aborted) return;
+    log.error({ err }, `boot failed: ${err instanceof Error ? err.message : String(err)}`);
+    throw err;
+  });
+  ready.catch(() => undefined); // observed by the caller; never an unhandled rejection here
+
+  /** Closes what is open after HTTP: Apollo, the pool, the embedded database. Returns false on a timeout. */
+  const closeBackends = async (): Promise<boolean> => {
+    let clean = true;
+    await apollo?.stop().catch((err: unknown) => log.warn({ err }, 'apollo stop failed'));
+    if (orm) {
+      const closed = await closeOrm(orm, config.database.closeTimeoutMs);
+      if (closed) log.info('database pool closed');
+      else {
+        clean = false;
+        log.warn({ timeoutMs: config.database.closeTimeoutMs }, 'database pool did not close in time');
+      }
+    }
+    await embedded?.stop();
+    return clean;
+  };
+
+  let stopping: Promise<StopResult> | undefined;
+  let emergency: Promise<StopResult> | undefined;
+
+  const emergencyStop = (reason: string): Promise<StopResult> => {
+    emergency ??= (async () => {
+      state = 'draining';
+      bootAbort.abort();
+      log.warn({ reason }, 'emergency shutdown');
+      for (const op of operations.snapshot()) log.warn(op, 'still in flight at emergency shutdown');
+      const pool = poolStats(orm, config.database.poolMax);
+      log.warn({ pool }, `pool connections in use at emergency shutdown: ${pool.used}`);
+      http.server.closeAllConnections();
+      await Promise.race([http.close(), new Promise((r) => setTimeout(r, 1000))]);
+      await closeBackends();
+      state = 'stopped';
+      log.warn('stopped after emergency shutdown');
+      return { clean: false };
+    })();
+    return emergency;
+  };
+
+  const stop = (): Promise<StopResult> => {
+    stopping ??= (async (): Promise<StopResult> => {
+      const started = Date.now();
+      const wasBooting = state === 'booting';
+      state = 'draining';
+      bootAbort.abort();
+      log.info({ delayMs: config.shutdown.delayMs, graceMs: config.shutdown.graceMs }, 'shutdown started: readiness is now 503');
+      if (config.shutdown.delayMs > 0 && !wasBooting) await new Promise((r) => setTimeout(r, config.shutdown.delayMs));
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        http.close().then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), config.shutdown.graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (emergency) return emergency;
+      if (!drained) return emergencyStop(`operations still running after SHUTDOWN_GRACE_MS (${config.shutdown.graceMs} ms)`);
+      log.info({ inFlight: operations.size }, 'http server closed; in-flight operations drained');
+      await ready.catch(() => undefined);
+      const clean = await closeBackends();
+      state = 'stopped';
+      log.info({ shutdownMs: Date.now() - started }, clean ? 'shutdown complete' : 'shutdown finished with timeouts');
+      return { clean };
+    })();
+    return stopping;
+  };
+
+  return {
+    url,
+    log,
+    ready,
+    events,
+    state: () => state,
+    orm: () => orm,
+    stop,
+    emergencyStop,
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * Configuration: the only module that reads `process.env`.
+ *
+ * Every variable is validated here once, at boot; a bad value stops the process with one line that names the
+ * variable and what it accepts. The result is deeply frozen so nothing can change it behind the app's back.
+ */
+import { z } from 'zod';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, { message: `expected a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { message: `expected at least ${min}` }).max(max, { message: `expected at most ${max}` }));
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no']))
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const nonEmpty = z.string().trim().min(1, { message: 'must not be empty' });
+
+const postgresUrl = nonEmpty.refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected a URL like postgres://user:pass@host:5432/db' },
+);
+
+/** The raw environment schema: names and defaults as in API.md's configuration table. */
+const envSchema = z.object({
+  PORT: int(0, 65535).default(4000),
+  HOST: nonEmpty.default('0.0.0.0'),
+  DATABASE_URL: postgresUrl.optional(),
+  POSTGRES_HOST: nonEmpty.optional(),
+  POSTGRES_PORT: int(1, 65535).optional(),
+  POSTGRES_DATABASE: nonEmpty.optional(),
+  POSTGRES_USER: nonEmpty.optional(),
+  POSTGRES_PASSWORD: z.string().optional(),
+  EMBEDDED_PG_DATA_DIR: nonEmpty.default('./.data/postgres'),
+  EMBEDDED_PG_PORT: int(0, 65535).default(0),
+  DB_POOL_MIN: int(0, 1000).default(2),
+  DB_POOL_MAX: int(2, 1000).default(10),
+  DB_ACQUIRE_TIMEOUT_MS: int(1, 600_000).default(5000),
+  DB_STATEMENT_TIMEOUT_MS: int(0, 86_400_000).default(60_000),
+  DB_APPLICATION_NAME: z
+    .string()
+    .trim()
+    .regex(/^[\x20-\x7e]{1,63}$/, { message: 'expected 1..63 printable ASCII characters' })
+    .default('task-tracker'),
+  DB_CONNECT_DEADLINE_MS: int(0, 3_600_000).default(30_000),
+  DB_CLOSE_TIMEOUT_MS: int(1, 600_000).default(5000),
+  SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  LOG_PRETTY: bool.optional(),
+  MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  RATE_LIMIT_POINTS_PER_MINUTE: int(0).default(0),
+  NODE_ENV: z.string().trim().optional(),
+  MAX_QUERY_DEPTH: int(1, 1000).default(10),
+  MAX_ALIASES: int(0, 10_000).default(20),
+  MAX_QUERY_COST: int(1).default(10_000),
+});
+
+/** Where the database comes from: a URL the operator gave, or the embedded PostgreSQL the server starts itself. */
+export type DatabaseSource =
+  | { kind: 'url'; url: string }
+  | { kind: 'embedded'; dataDir: string; port: number };
+
+/** The validated, frozen configuration of one server process. */
+export interface Config {
+  /** TCP port of the HTTP server (`PORT`, default 4000; 0 picks a free one). */
+  readonly port: number;
+  /** Interface the HTTP server binds (`HOST`, default `0.0.0.0`). */
+  readonly host: string;
+  /** `NODE_ENV`: `production` turns introspection off; only `development` puts stacks in error responses. */
+  readonly nodeEnv: string | undefined;
+  readonly database: {
+    /** `DATABASE_URL`, else the `POSTGRES_*` pieces, else the embedded PostgreSQL under `EMBEDDED_PG_DATA_DIR`. */
+    readonly source: DatabaseSource;
+    /** `DB_POOL_MIN` (default 2): connections kept open when idle. */
+    readonly poolMin: number;
+    /** `DB_POOL_MAX` (default 10, at least 2: migrations need a second connection). */
+    readonly poolMax: number;
+    /** `DB_ACQUIRE_TIMEOUT_MS` (default 5000): how long an operation waits for a pooled connection. */
+    readonly acquireTimeoutMs: number;
+    /** `DB_STATEMENT_TIMEOUT_MS` (default 60000; 0 = none): PostgreSQL `statement_timeout`. */
+    readonly statementTimeoutMs: number;
+    /** `DB_APPLICATION_NAME` (default `task-tracker`): `application_name` of every connection. */
+    readonly applicationName: string;
+    /** `DB_CONNECT_DEADLINE_MS` (default 30000): how long boot retries an unreachable database. */
+    readonly connectDeadlineMs: number;
+    /** `DB_CLOSE_TIMEOUT_MS` (default 5000): the longest shutdown waits for the pool to close. */
+    readonly closeTimeoutMs: number;
+  };
+  readonly shutdown: {
+    /** `SHUTDOWN_DELAY_MS` (default 0): readiness is 503 this long before the server stops accepting. */
+    readonly delayMs: number;
+    /** `SHUTDOWN_GRACE_MS` (default 10000): drain time for in-flight operations before the emergency exit. */
+    readonly graceMs: number;
+  };
+  readonly log: {
+    /** `LOG_LEVEL` (default `info`; `debug` shows pool acquire/release and SQL). */
+    readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    /** `LOG_PRETTY`: human-readable lines; default on outside production when stdout is a terminal. */
+    readonly pretty: boolean;
+  };
+  readonly limits: {
+    /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
+    readonly maxBodyBytes: number;
+    /** `RATE_LIMIT_POINTS_PER_MINUTE` (default 0 = off): per-actor budget of operation cost. */
+    readonly rateLimitPointsPerMinute: number;
+    /** `MAX_QUERY_DEPTH` (default 10). */
+    readonly maxQueryDepth: number;
+    /** `MAX_ALIASES` (default 20). */
+    readonly maxAliases: number;
+    /** `MAX_QUERY_COST` (default 10000). */
+    readonly maxQueryCost: number;
+  };
+}
+
+/** Thrown for an invalid environment; its message is the one line to print. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function databaseSource(env: z.infer<typeof envSchema>): DatabaseSource {
+  if (env.DATABASE_URL) return { kind: 'url', url: env.DATABASE_URL };
+  const pieces = [env.POSTGRES_HOST, env.POSTGRES_PORT, env.POSTGRES_DATABASE, env.POSTGRES_USER, env.POSTGRES_PASSWORD];
+  if (pieces.some((p) => p !== undefined)) {
+    const url = new URL('postgres://localhost');
+    url.hostname = env.POSTGRES_HOST ?? 'localhost';
+    url.port = String(env.POSTGRES_PORT ?? 5432);
+    url.pathname = `/${encodeURIComponent(env.POSTGRES_DATABASE ?? 'postgres')}`;
+    url.username = encodeURIComponent(env.POSTGRES_USER ?? 'postgres');
+    if (env.POSTGRES_PASSWORD) url.password = encodeURIComponent(env.POSTGRES_PASSWORD);
+    return { kind: 'url', url: url.toString() };
+  }
+  return { kind: 'embedded', dataDir: env.EMBEDDED_PG_DATA_DIR, port: env.EMBEDDED_PG_PORT };
+}
+
+/**
+ * Reads and validates the configuration.
+ *
+ * @param env the environment to read; defaults to `process.env` (tests pass their own object).
+ * @throws ConfigError naming the first invalid variable and what it accepts.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable means "unset", as shells and compose files commonly write it.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    const shown = cleaned[name] === undefined ? '' : ` (got ${JSON.stringify(cleaned[name])})`;
+    throw new ConfigError(`Invalid ${name}${shown}: ${issue?.message ?? 'invalid value'}`);
+  }
+  const e = parsed.data;
+  if (e.DB_POOL_MIN > e.DB_POOL_MAX) {
+    throw new ConfigError(`Invalid DB_POOL_MIN (got "${e.DB_POOL_MIN}"): must not exceed DB_POOL_MAX (${e.DB_POOL_MAX})`);
+  }
+  const production = e.NODE_ENV === 'production';
+  const config: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    nodeEnv: e.NODE_ENV,
+    database: {
+      source: databaseSource(e),
+      poolMin: e.DB_POOL_MIN,
+      poolMax: e.DB_POOL_MAX,
+      acquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      applicationName: e.DB_APPLICATION_NAME,
+      connectDeadlineMs: e.DB_CONNECT_DEADLINE_MS,
+      closeTimeoutMs: e.DB_CLOSE_TIMEOUT_MS,
+    },
+    shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
+    log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? (!production && process.stdout.isTTY === true) },
+    limits: {
+      maxBodyBytes: e.MAX_BODY_BYTES,
+      rateLimitPointsPerMinute: e.RATE_LIMIT_POINTS_PER_MINUTE,
+      maxQueryDepth: e.MAX_QUERY_DEPTH,
+      maxAliases: e.MAX_ALIASES,
+      maxQueryCost: e.MAX_QUERY_COST,
+    },
+  };
+  return deepFreeze(config);
+}

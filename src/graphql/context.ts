@@ -1,0 +1,32 @@
+/**
+ * The per-operation context: a fresh EntityManager fork, fresh loaders and services on it, the request id and a
+ * logger that stamps it on every line. Nothing here outlives the operation.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Operation } from '../lifecycle/operations.js';
+import { createTaskLoaders, type TaskLoaders } from '../tasks/task.loaders.js';
+import { TaskService } from '../tasks/task.service.js';
+import type { HealthService } from '../http/health.service.js';
+
+export interface GraphQLContext {
+  readonly requestId: string;
+  /** The request's logger: every line carries the request id. */
+  readonly log: FastifyBaseLogger;
+  readonly operation: Operation;
+  readonly em: EntityManager;
+  readonly loaders: TaskLoaders;
+  readonly tasks: TaskService;
+  readonly health: HealthService;
+}
+
+/**
+ * Builds one operation's context. The fork holds no connection; only its transactions and queries borrow one.
+ *
+ * @param root the ORM's root EntityManager (never used directly: `allowGlobalContext` is off).
+ */
+export function createContext(root: EntityManager, operation: Operation, log: FastifyBaseLogger, health: HealthService): GraphQLContext {
+  const em = root.fork({ loggerContext: { opKey: operation.key, requestId: operation.requestId } });
+  const loaders = createTaskLoaders(em);
+  return { requestId: operation.requestId, log, operation, em, loaders, tasks: new TaskService(em, loaders), health };
+}

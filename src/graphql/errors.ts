@@ -1,0 +1,156 @@
+/**
+ * Errors: the closed set of codes from API.md, `AppError` with named factories, and the one `formatError` that
+ * lets deliberate errors through, maps known database failures to codes and masks everything else.
+ */
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { unwrapResolverError } from '@apollo/server/errors';
+import {
+  ConnectionException,
+  DeadlockException,
+  DriverException,
+  LockWaitTimeoutException,
+  OptimisticLockError,
+  UniqueConstraintViolationException,
+} from '@mikro-orm/core';
+
+export const ERROR_CODES = [
+  'BAD_REQUEST',
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'VERSION_CONFLICT',
+  'INVALID_TRANSITION',
+  'BLOCKED_BY_DEPENDENCY',
+  'CYCLE_DETECTED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'QUERY_TOO_COMPLEX',
+  'RATE_LIMITED',
+  'SERVICE_UNAVAILABLE',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'INTERNAL_SERVER_ERROR',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** A deliberate error: its message and extensions reach the client as they are. */
+export class AppError extends GraphQLError {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, http?: { status: number }) {
+    super(message, { extensions: { ...extensions, code, ...(http ? { http } : {}) } });
+    this.code = code;
+    this.name = 'AppError';
+  }
+
+  static badInput(message: string, field?: string): AppError {
+    return new AppError('BAD_USER_INPUT', message, field ? { field } : {});
+  }
+
+  static notFound(entity: string, id: string): AppError {
+    return new AppError('NOT_FOUND', `${entity} ${id} does not exist`, { id });
+  }
+
+  static versionConflict(id: string, expected: number, current: number): AppError {
+    return new AppError(
+      'VERSION_CONFLICT',
+      `Task ${id} is at version ${current}, not ${expected}: re-read it and apply your change again`,
+      { id, expectedVersion: expected, currentVersion: current },
+    );
+  }
+
+  static unavailable(reason: string): AppError {
+    return new AppError('SERVICE_UNAVAILABLE', `Service unavailable: ${reason}. Try again shortly.`, {}, { status: 503 });
+  }
+
+  static internal(): AppError {
+    return new AppError('INTERNAL_SERVER_ERROR', 'Internal server error');
+  }
+}
+
+/** The PostgreSQL SQLSTATE of a driver error, when there is one. */
+export function sqlStateOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Is this a failure to reach the database (refused, reset, pool timeout), rather than a bad statement? */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof ConnectionException) return true;
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
+  if (/^(08|57P0)/.test(code)) return true; // connection exceptions, admin/crash shutdown
+  const message = typeof e?.message === 'string' ? e.message : '';
+  return /Knex: Timeout acquiring a connection|Connection terminated|connection is closed/i.test(message);
+}
+
+/** Maps a known database failure to a deliberate error; undefined for anything unexpected. */
+export function mapKnownError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isConnectionError(err)) return AppError.unavailable('the database is not reachable');
+  const state = sqlStateOf(err);
+  if (err instanceof OptimisticLockError) {
+    return new AppError('VERSION_CONFLICT', 'The task was changed by another request: re-read it and try again');
+  }
+  if (state === '57014') {
+    return AppError.unavailable('the statement took longer than DB_STATEMENT_TIMEOUT_MS and was cancelled');
+  }
+  if (err instanceof DeadlockException || err instanceof LockWaitTimeoutException || state === '40001' || state === '40P01') {
+    return AppError.unavailable('the database could not serialize concurrent changes');
+  }
+  if (err instanceof UniqueConstraintViolationException) {
+    return new AppError('BAD_USER_INPUT', 'A record with this identity already exists');
+  }
+  if (err instanceof DriverException && state?.startsWith('22')) {
+    return new AppError('BAD_USER_INPUT', 'A value is out of range or malformed');
+  }
+  return undefined;
+}
+
+/** A GraphQLError raised on purpose (by us, graphql-js or Apollo) with one of the contract's codes. */
+function isDeliberate(original: unknown): original is GraphQLError {
+  const code = original instanceof GraphQLError ? original.extensions.code : undefined;
+  return typeof code === 'string' && KNOWN_CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR';
+}
+
+/**
+ * Apollo's `formatError`: deliberate errors (with a known code) pass through; known database failures get their
+ * code; everything else becomes a bare "Internal server error" (the original is logged by the error-logging
+ * plugin with the request id). Stacks appear only when `includeStack` is true (NODE_ENV=development).
+ */
+export function createFormatError(includeStack: boolean) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const known = mapKnownError(original);
+    if (known) {
+      const { http: _http, ...extensions } = known.extensions;
+      return { ...formatted, message: known.message, extensions: withStack(extensions, formatted, includeStack) };
+    }
+    if (isDeliberate(original) || isDeliberate(error)) {
+      return { ...formatted, extensions: withStack(formatted.extensions ?? {}, formatted, includeStack) };
+    }
+    return {
+      message: 'Internal server error',
+      ...(formatted.locations ? { locations: formatted.locations } : {}),
+      ...(formatted.path ? { path: formatted.path } : {}),
+      extensions: withStack({ code: 'INTERNAL_SERVER_ERROR' }, formatted, includeStack),
+    };
+  };
+}
+
+function withStack(extensions: Record<string, unknown>, formatted: GraphQLFormattedError, includeStack: boolean): Record<string, unknown> {
+  const { stacktrace: _s, ...rest } = extensions;
+  if (includeStack && formatted.extensions?.stacktrace) return { ...rest, stacktrace: formatted.extensions.stacktrace };
+  return rest;
+}
+
+/** Should this error be logged at ERROR (masked, or the database unreachable)? */
+export function isUnexpected(error: unknown): boolean {
+  const original = unwrapResolverError(error);
+  if (isConnectionError(original)) return true;
+  return !mapKnownError(original) && !isDeliberate(original) && !isDeliberate(error);
+}

@@ -1,0 +1,181 @@
+/**
+ * Input rules of API.md for creating and changing tasks. Each failure is a BAD_USER_INPUT naming the field.
+ */
+import { AppError } from '../graphql/errors.js';
+import type { JsonObject, TaskPriority, TaskType } from './task.entity.js';
+
+export const LIMITS = {
+  titleMax: 255,
+  descriptionMax: 10_000,
+  tagsMax: 50,
+  tagMax: 64,
+  jsonMaxBytes: 64 * 1024,
+  nameMax: 255,
+} as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Checks that `value` is a UUID (task ids are); returns it lower-cased. */
+export function parseId(value: string, field = 'id'): string {
+  if (!UUID.test(value)) throw AppError.badInput(`${field} must be a UUID, got ${JSON.stringify(value.slice(0, 80))}`, field);
+  return value.toLowerCase();
+}
+
+export function parseTitle(value: string): string {
+  const title = value.trim();
+  if (title.length < 1 || title.length > LIMITS.titleMax) {
+    throw AppError.badInput(`title must be 1..${LIMITS.titleMax} characters after trimming (got ${title.length})`, 'title');
+  }
+  return title;
+}
+
+export function parseDescription(value: string | null): string | null {
+  if (value !== null && value.length > LIMITS.descriptionMax) {
+    throw AppError.badInput(`description must be at most ${LIMITS.descriptionMax} characters (got ${value.length})`, 'description');
+  }
+  return value;
+}
+
+/** Tags keep their order; duplicates collapse to the first. */
+export function parseTags(value: readonly string[]): string[] {
+  if (value.length > LIMITS.tagsMax) throw AppError.badInput(`at most ${LIMITS.tagsMax} tags (got ${value.length})`, 'tags');
+  for (const tag of value) {
+    if (tag.length < 1 || tag.length > LIMITS.tagMax) {
+      throw AppError.badInput(`each tag must be 1..${LIMITS.tagMax} characters (got ${JSON.stringify(tag.slice(0, 80))})`, 'tags');
+    }
+  }
+  return [...new Set(value)];
+}
+
+export function parseJson(value: JsonObject, field: 'metadata' | 'context'): JsonObject {
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes > LIMITS.jsonMaxBytes) throw AppError.badInput(`${field} must be at most 64 KiB serialized (got ${bytes} bytes)`, field);
+  return value;
+}
+
+export function parseEstimatedMinutes(value: number | null): number | null {
+  if (value !== null && value < 0) throw AppError.badInput('estimatedMinutes must be 0 or more', 'estimatedMinutes');
+  return value;
+}
+
+export function parseProgress(value: number): number {
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw AppError.badInput('progress must be from 0 to 1', 'progress');
+  return value;
+}
+
+export function parseName(value: string | null, field: 'assignee' | 'createdBy'): string | null {
+  if (value === null) return null;
+  const name = value.trim();
+  if (name.length < 1 || name.length > LIMITS.nameMax) {
+    throw AppError.badInput(`${field} must be 1..${LIMITS.nameMax} characters after trimming`, field);
+  }
+  return name;
+}
+
+/** The GraphQL `CreateTaskInput`, as graphql-js hands it over (defaults applied). */
+export interface CreateTaskInput {
+  id?: string | null;
+  title: string;
+  description?: string | null;
+  type: TaskType;
+  priority: TaskPriority;
+  assignee?: string | null;
+  createdBy?: string | null;
+  tags?: string[] | null;
+  metadata?: JsonObject | null;
+  context?: JsonObject | null;
+  estimatedMinutes?: number | null;
+  dueAt?: Date | null;
+  parentId?: string | null;
+}
+
+/** A validated new task, ready to insert. */
+export interface NewTask {
+  id: string | undefined;
+  title: string;
+  description: string | null;
+  type: TaskType;
+  priority: TaskPriority;
+  assignee: string | null;
+  createdBy: string;
+  tags: string[];
+  metadata: JsonObject;
+  context: JsonObject;
+  estimatedMinutes: number | null;
+  dueAt: Date | null;
+  parentId: string | null;
+}
+
+/** Applies every rule of API.md to a create input. */
+export function validateCreate(input: CreateTaskInput): NewTask {
+  return {
+    id: input.id == null ? undefined : parseId(input.id),
+    title: parseTitle(input.title),
+    description: parseDescription(input.description ?? null),
+    type: input.type,
+    priority: input.priority,
+    assignee: parseName(input.assignee ?? null, 'assignee'),
+    createdBy: parseName(input.createdBy ?? null, 'createdBy') ?? 'anonymous',
+    tags: parseTags(input.tags ?? []),
+    metadata: parseJson(input.metadata ?? {}, 'metadata'),
+    context: parseJson(input.context ?? {}, 'context'),
+    estimatedMinutes: parseEstimatedMinutes(input.estimatedMinutes ?? null),
+    dueAt: input.dueAt ?? null,
+    parentId: input.parentId == null ? null : parseId(input.parentId, 'parentId'),
+  };
+}
+
+/** The GraphQL `UpdateTaskInput`: an absent key means unchanged, `null` means cleared. */
+export interface UpdateTaskInput {
+  title?: string | null;
+  description?: string | null;
+  type?: TaskType | null;
+  priority?: TaskPriority | null;
+  assignee?: string | null;
+  tags?: string[] | null;
+  metadata?: JsonObject | null;
+  context?: JsonObject | null;
+  estimatedMinutes?: number | null;
+  dueAt?: Date | null;
+  parentId?: string | null;
+  progress?: number | null;
+}
+
+/** A validated change: only the keys present in the input. */
+export interface TaskChanges {
+  title?: string;
+  description?: string | null;
+  type?: TaskType;
+  priority?: TaskPriority;
+  assignee?: string | null;
+  tags?: string[];
+  metadata?: JsonObject;
+  context?: JsonObject;
+  estimatedMinutes?: number | null;
+  dueAt?: Date | null;
+  parentId?: string | null;
+  progress?: number;
+}
+
+const NOT_NULLABLE = ['title', 'type', 'priority', 'tags', 'metadata', 'context', 'progress'] as const;
+
+/** Applies every rule of API.md to an update input; explicit null on a non-nullable field is refused. */
+export function validateUpdate(input: UpdateTaskInput): TaskChanges {
+  for (const field of NOT_NULLABLE) {
+    if (field in input && input[field] === null) throw AppError.badInput(`${field} cannot be null`, field);
+  }
+  const changes: TaskChanges = {};
+  if (input.title != null) changes.title = parseTitle(input.title);
+  if ('description' in input) changes.description = parseDescription(input.description ?? null);
+  if (input.type != null) changes.type = input.type;
+  if (input.priority != null) changes.priority = input.priority;
+  if ('assignee' in input) changes.assignee = parseName(input.assignee ?? null, 'assignee');
+  if (input.tags != null) changes.tags = parseTags(input.tags);
+  if (input.metadata != null) changes.metadata = parseJson(input.metadata, 'metadata');
+  if (input.context != null) changes.context = parseJson(input.context, 'context');
+  if ('estimatedMinutes' in input) changes.estimatedMinutes = parseEstimatedMinutes(input.estimatedMinutes ?? null);
+  if ('dueAt' in input) changes.dueAt = input.dueAt ?? null;
+  if ('parentId' in input) changes.parentId = input.parentId == null ? null : parseId(input.parentId, 'parentId');
+  if (input.progress != null) changes.progress = parseProgress(input.progress);
+  return changes;
+}
