@@ -111,10 +111,12 @@ export function mapKnownError(err: unknown): AppError | undefined {
   return undefined;
 }
 
-/** A GraphQLError raised on purpose (by us, graphql-js or Apollo) with one of the contract's codes. */
-function isDeliberate(original: unknown): original is GraphQLError {
-  const code = original instanceof GraphQLError ? original.extensions.code : undefined;
-  return typeof code === 'string' && KNOWN_CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR';
+/**
+ * A GraphQLError raised on purpose (by us, graphql-js or Apollo) with one of the contract's codes. Apollo puts
+ * the code of its own errors (parse, validation, variable coercion) on the formatted error only.
+ */
+function isDeliberate(original: unknown, code: unknown): boolean {
+  return original instanceof GraphQLError && typeof code === 'string' && KNOWN_CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR';
 }
 
 /**
@@ -130,7 +132,7 @@ export function createFormatError(includeStack: boolean) {
       const { http: _http, ...extensions } = known.extensions;
       return { ...formatted, message: known.message, extensions: withStack(extensions, formatted, includeStack) };
     }
-    if (isDeliberate(original) || isDeliberate(error)) {
+    if (isDeliberate(original, formatted.extensions?.code ?? (original as GraphQLError).extensions?.code)) {
       return { ...formatted, extensions: withStack(formatted.extensions ?? {}, formatted, includeStack) };
     }
     return {
@@ -152,5 +154,6 @@ function withStack(extensions: Record<string, unknown>, formatted: GraphQLFormat
 export function isUnexpected(error: unknown): boolean {
   const original = unwrapResolverError(error);
   if (isConnectionError(original)) return true;
-  return !mapKnownError(original) && !isDeliberate(original) && !isDeliberate(error);
+  const code = original instanceof GraphQLError ? original.extensions.code : undefined;
+  return !mapKnownError(original) && !isDeliberate(original, code) && !(error instanceof GraphQLError && isDeliberate(error, error.extensions.code));
 }
