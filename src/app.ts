@@ -77,6 +77,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
 
   const http = createHttpServer(log, config.limits.maxBodyBytes, {
     acceptingOperations: () => (state === 'ready' || (state === 'draining' && handler !== undefined)),
+    draining: () => state === 'draining' || state === 'stopped',
     unavailableReason: () => (state === 'booting' ? 'the server is starting' : 'the server is shutting down'),
     readiness: async () => {
       if (state !== 'ready') return { ready: false, reason: state };

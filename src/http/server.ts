@@ -19,6 +19,8 @@ export function requestIdOf(req: IncomingMessage): string {
 export interface HttpHooks {
   /** Is the app ready to execute GraphQL (booted, not draining)? */
   acceptingOperations(): boolean;
+  /** Is the server shutting down? Responses then close their connection, so keep-alive sockets do not hold the drain. */
+  draining(): boolean;
   /** Why operations are refused right now (booting, draining...). */
   unavailableReason(): string;
   /** Readiness: ready and the database answers. */
@@ -46,6 +48,9 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+  });
+  app.addHook('onSend', async (_req, reply) => {
+    if (hooks.draining()) void reply.header('connection', 'close');
   });
 
   // Apollo judges content types itself (400 for a POST that is not JSON); hand it the raw text.

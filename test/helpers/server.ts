@@ -2,9 +2,9 @@
  * Boots the real server in-process with `createApp` on port 0 against a test database, and talks to it over HTTP.
  */
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { createApp, type App, type OperationReport } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
 
 /** A GraphQL response as clients see it. */
 export interface GqlResponse<T = Record<string, unknown>> {
@@ -38,7 +38,7 @@ export async function startServer(databaseUrl: string, env: Record<string, strin
     },
   });
   const config = loadConfig({ DATABASE_URL: databaseUrl, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_POOL_MIN: '0', ...env });
-  const app = await createApp(config, { logger: pino({ level: config.log.level }, sink) });
+  const app = await createApp(config, { logger: createLogger(config.log, sink) });
   if (waitReady) await app.ready;
   const reports = new Map<string, OperationReport>();
   const waiting = new Map<string, (r: OperationReport) => void>();

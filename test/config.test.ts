@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('has the defaults of API.md and chooses the embedded PostgreSQL when nothing is configured', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 4000,
+      host: '0.0.0.0',
+      database: {
+        source: { kind: 'embedded', dataDir: './.data/postgres', port: 0 },
+        poolMin: 2,
+        poolMax: 10,
+        acquireTimeoutMs: 5000,
+        statementTimeoutMs: 60000,
+        applicationName: 'task-tracker',
+        connectDeadlineMs: 30000,
+      },
+      shutdown: { delayMs: 0, graceMs: 10000 },
+      log: { level: 'info' },
+      limits: { maxBodyBytes: 16777216, rateLimitPointsPerMinute: 0, maxQueryDepth: 10, maxAliases: 20, maxQueryCost: 10000 },
+    });
+  });
+
+  it('is frozen all the way down', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.database)).toBe(true);
+    expect(Object.isFrozen(c.database.source)).toBe(true);
+  });
+
+  it('lets DATABASE_URL win over the POSTGRES_* pieces', () => {
+    const c = loadConfig({ DATABASE_URL: 'postgres://a@h:1/d', POSTGRES_HOST: 'other' });
+    expect(c.database.source).toEqual({ kind: 'url', url: 'postgres://a@h:1/d' });
+  });
+
+  it('builds a URL from the POSTGRES_* pieces, escaping them', () => {
+    const c = loadConfig({ POSTGRES_HOST: 'db.internal', POSTGRES_PORT: '6543', POSTGRES_DATABASE: 'tasks', POSTGRES_USER: 'app', POSTGRES_PASSWORD: 'p@ss:w/rd' });
+    expect(c.database.source.kind).toBe('url');
+    const u = new URL((c.database.source as { url: string }).url);
+    expect([u.hostname, u.port, u.pathname, u.username, decodeURIComponent(u.password)]).toEqual(['db.internal', '6543', '/tasks', 'app', 'p@ss:w/rd']);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(4000);
+  });
+
+  it.each([
+    ['PORT', 'abc', /^Invalid PORT \(got "abc"\): expected a whole number/],
+    ['PORT', '70000', /^Invalid PORT \(got "70000"\): expected at most 65535/],
+    ['DB_POOL_MAX', '1', /^Invalid DB_POOL_MAX \(got "1"\): expected at least 2/],
+    ['DATABASE_URL', 'mysql://x', /^Invalid DATABASE_URL \(got "mysql:\/\/x"\): expected a URL like postgres:/],
+    ['LOG_LEVEL', 'loud', /^Invalid LOG_LEVEL \(got "loud"\)/],
+    ['SHUTDOWN_GRACE_MS', '-1', /^Invalid SHUTDOWN_GRACE_MS/],
+    ['LOG_PRETTY', 'maybe', /^Invalid LOG_PRETTY/],
+    ['DB_APPLICATION_NAME', 'x'.repeat(64), /^Invalid DB_APPLICATION_NAME/],
+  ])('refuses %s=%s with one line naming it', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it('refuses DB_POOL_MIN above DB_POOL_MAX', () => {
+    expect(() => loadConfig({ DB_POOL_MIN: '5', DB_POOL_MAX: '3' })).toThrow(/^Invalid DB_POOL_MIN/);
+  });
+});

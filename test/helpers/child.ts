@@ -1,0 +1,94 @@
+/**
+ * Runs the real entry point (`src/main.ts` under tsx) as a child process, the way `npm start` does, and reads its
+ * JSON log lines, so tests can send it signals and watch it shut down.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ChildServer {
+  proc: ChildProcess;
+  /** Parsed stdout lines so far. */
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  /** Resolves with the first log line matching `pred` (already written or still to come). */
+  line(pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** The server's base URL, from its "listening" line. */
+  url(): Promise<string>;
+  /** Resolves when the server logs "ready". */
+  ready(): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** Starts `src/main.ts` with exactly `env` (plus PATH and HOME), on a free port. */
+export function spawnServer(env: Record<string, string>): ChildServer {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_PRETTY: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  const watchers = new Set<() => void>();
+  let buffer = '';
+  let err = '';
+  proc.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let nl;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const text = buffer.slice(0, nl).trim();
+      buffer = buffer.slice(nl + 1);
+      if (!text) continue;
+      try {
+        lines.push(JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        lines.push({ msg: text, unparsed: true });
+      }
+      for (const w of watchers) w();
+    }
+  });
+  proc.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      for (const w of watchers) w();
+      resolve({ code, signal });
+    }),
+  );
+
+  const line: ChildServer['line'] = (pred, what, timeoutMs = 30_000) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const found = lines.find(pred);
+        if (found) {
+          cleanup();
+          resolve(found);
+        } else if (proc.exitCode !== null || proc.signalCode !== null) {
+          cleanup();
+          reject(new Error(`server exited before logging ${what}; stderr: ${err.slice(-2000)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${what}; last lines: ${JSON.stringify(lines.slice(-5))}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        watchers.delete(check);
+      };
+      watchers.add(check);
+      check();
+    });
+
+  return {
+    proc,
+    lines,
+    stderr: () => err,
+    line,
+    url: async () => String((await line((l) => typeof l.url === 'string', 'the listening line')).url),
+    ready: async () => void (await line((l) => l.msg === 'ready', 'ready')),
+    exited,
+    kill: (signal) => proc.kill(signal),
+  };
+}

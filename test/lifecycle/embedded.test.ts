@@ -1,0 +1,48 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnServer } from '../helpers/child.js';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tt-embedded-'));
+  await chmod(dir, 0o755);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function gql<T>(url: string, query: string): Promise<T> {
+  const res = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+  const body = (await res.json()) as { data: T; errors?: unknown };
+  expect(body.errors).toBeUndefined();
+  return body.data;
+}
+
+describe('the embedded PostgreSQL default', () => {
+  it('starts its own PostgreSQL when none is configured, keeps the data across restarts and stops it on shutdown', async () => {
+    const dataDir = path.join(dir, 'pg');
+    const first = spawnServer({ EMBEDDED_PG_DATA_DIR: dataDir });
+    const url = await first.url();
+    await first.ready();
+    expect(first.lines.some((l) => l.msg === 'embedded PostgreSQL started (no DATABASE_URL or POSTGRES_* configured)')).toBe(true);
+    const { createTask } = await gql<{ createTask: { id: string } }>(url, 'mutation { createTask(input: { title: "kept" }) { id } }');
+    expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(true);
+    first.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    expect(first.lines.some((l) => l.msg === 'embedded PostgreSQL stopped')).toBe(true);
+    expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
+
+    const second = spawnServer({ EMBEDDED_PG_DATA_DIR: dataDir });
+    const url2 = await second.url();
+    await second.ready();
+    const { task } = await gql<{ task: { title: string } | null }>(url2, `{ task(id: "${createTask.id}") { title } }`);
+    expect(task).toEqual({ title: 'kept' });
+    second.kill('SIGINT');
+    expect((await second.exited).code).toBe(0);
+    expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
+  });
+});
