@@ -7,10 +7,11 @@
  * would cut the graceful drain short. Here the app's shutdown sequence decides when PostgreSQL stops.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -68,7 +69,7 @@ async function freePort(): Promise<number> {
 }
 
 /** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, creating it if needed. */
-async function postgresUser(log: Logger): Promise<{ uid: number; gid: number } | undefined> {
+async function postgresUser(log: Logger): Promise<Owner | undefined> {
   if (process.getuid?.() !== 0) return undefined;
   const ids = async () => ({
     uid: Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
@@ -83,19 +84,47 @@ async function postgresUser(log: Logger): Promise<{ uid: number; gid: number } |
   }
 }
 
-/** Every ancestor of the data directory must be enterable by the user PostgreSQL runs as. */
-async function assertTraversable(dir: string, owner: { uid: number; gid: number }): Promise<void> {
-  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+type Owner = { uid: number; gid: number };
+
+/** The first directory from `dir` up to `/` that `owner` cannot enter, if any. */
+async function blockedAncestor(dir: string, owner: Owner): Promise<string | undefined> {
+  for (let d = dir; ; d = path.dirname(d)) {
     const s = await stat(d);
     const ok = (s.mode & 0o001) !== 0 || (s.uid === owner.uid && (s.mode & 0o100) !== 0) || (s.gid === owner.gid && (s.mode & 0o010) !== 0);
-    if (!ok) {
-      throw new Error(
-        `The embedded PostgreSQL runs as user "postgres" and cannot enter ${d}: allow it (chmod o+x ${d}), ` +
-          'set EMBEDDED_PG_DATA_DIR to a directory it can reach, or set DATABASE_URL',
-      );
-    }
-    if (d === path.dirname(d)) return;
+    if (!ok) return d;
+    if (d === path.dirname(d)) return undefined;
   }
+}
+
+/** Every ancestor of the data directory must be enterable by the user PostgreSQL runs as. */
+async function assertTraversable(dir: string, owner: Owner): Promise<void> {
+  const blocked = await blockedAncestor(path.dirname(dir), owner);
+  if (blocked) {
+    throw new Error(
+      `The embedded PostgreSQL runs as user "postgres" and cannot enter ${blocked}: allow it (chmod o+x ${blocked}), ` +
+        'set EMBEDDED_PG_DATA_DIR to a directory it can reach, or set DATABASE_URL',
+    );
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as "postgres", which must be able to execute the binaries. When they sit in a checkout
+ * it cannot enter (a private temp directory, say), a copy of the distribution goes to the system temp directory,
+ * once per distribution: written beside, then renamed into place, so concurrent starts never see half a copy.
+ */
+async function reachableBinaries(bin: Binaries, owner: Owner | undefined): Promise<Binaries> {
+  if (!owner) return bin;
+  const native = path.dirname(path.dirname(bin.postgres));
+  if (!(await blockedAncestor(path.dirname(bin.postgres), owner))) return bin;
+  const stamp = createHash('sha256').update(`${native}:${(await stat(bin.postgres)).mtimeMs}`).digest('hex').slice(0, 12);
+  const target = path.join(os.tmpdir(), `task-tracker-postgres-${stamp}`);
+  if (!existsSync(path.join(target, 'bin', 'postgres'))) {
+    const staging = `${target}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    await cp(native, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    await rename(staging, target).catch(async () => rm(staging, { recursive: true, force: true }));
+  }
+  return { initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres') };
 }
 
 /** A postmaster left running by a process that was killed holds the data directory: stop it first. */
@@ -121,7 +150,7 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
   throw new Error(`An earlier PostgreSQL (pid ${pid}) still holds ${dataDir}`);
 }
 
-async function initialise(bin: Binaries, dataDir: string, owner: { uid: number; gid: number } | undefined, log: Logger): Promise<string> {
+async function initialise(bin: Binaries, dataDir: string, owner: Owner | undefined, log: Logger): Promise<string> {
   const password = randomBytes(18).toString('base64url');
   const pwFile = path.join(path.dirname(dataDir), `.pg-init-${randomBytes(6).toString('hex')}`);
   await writeFile(pwFile, `${password}\n`, { mode: 0o600 });
@@ -164,9 +193,9 @@ function waitUntilReady(child: ChildProcess, log: Logger): Promise<void> {
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const { log } = options;
-  const bin = await loadBinaries();
   const dataDir = path.resolve(options.dataDir);
   const owner = await postgresUser(log);
+  const bin = await reachableBinaries(await loadBinaries(), owner);
   // Parents we create must stay enterable by the user PostgreSQL runs as; the data directory itself is private.
   await mkdir(path.dirname(dataDir), { recursive: true, mode: 0o755 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
