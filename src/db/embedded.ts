@@ -211,7 +211,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const child = spawn(
     bin.postgres,
     ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-    { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own process group: a Ctrl-C in the terminal signals our whole group, and PostgreSQL must keep serving
+    // while the server drains; the server stops it last.
+    { ...(owner ?? {}), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   // Last resort if the process dies without running its shutdown: a synchronous signal, no async work.
   const killOnExit = () => child.kill('SIGQUIT');
