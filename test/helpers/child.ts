@@ -21,14 +21,20 @@ export interface ChildServer {
   ready(): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal: NodeJS.Signals): void;
+  /** Signals the server's whole process group, as a Ctrl-C in a terminal does (needs `group: true`). */
+  killGroup(signal: NodeJS.Signals): void;
 }
 
-/** Starts `src/main.ts` with exactly `env` (plus PATH and HOME), on a free port. */
-export function spawnServer(env: Record<string, string>): ChildServer {
+/**
+ * Starts `src/main.ts` with exactly `env` (plus PATH and HOME), on a free port. With `group`, the server leads its
+ * own process group, like a command started from a shell.
+ */
+export function spawnServer(env: Record<string, string>, { group = false } = {}): ChildServer {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: group,
   });
   const lines: Array<Record<string, unknown>> = [];
   const watchers = new Set<() => void>();
@@ -90,5 +96,6 @@ export function spawnServer(env: Record<string, string>): ChildServer {
     ready: async () => void (await line((l) => l.msg === 'ready', 'ready')),
     exited,
     kill: (signal) => proc.kill(signal),
+    killGroup: (signal) => process.kill(-proc.pid!, signal),
   };
 }

@@ -36,12 +36,16 @@ describe('the embedded PostgreSQL default', () => {
     expect(first.lines.some((l) => l.msg === 'embedded PostgreSQL stopped')).toBe(true);
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
 
-    const second = spawnServer({ EMBEDDED_PG_DATA_DIR: dataDir });
+    const second = spawnServer({ EMBEDDED_PG_DATA_DIR: dataDir, SHUTDOWN_DELAY_MS: '1000' }, { group: true });
     const url2 = await second.url();
     await second.ready();
     const { task } = await gql<{ task: { title: string } | null }>(url2, `{ task(id: "${createTask.id}") { title } }`);
     expect(task).toEqual({ title: 'kept' });
-    second.kill('SIGINT');
+    // Ctrl-C in a terminal signals the whole group; the embedded PostgreSQL must keep serving through the drain.
+    second.killGroup('SIGINT');
+    await second.line((l) => l.msg === 'shutdown started: readiness is now 503', 'shutdown to start');
+    const during = await gql<{ task: { title: string } | null }>(url2, `{ task(id: "${createTask.id}") { title } }`);
+    expect(during.task).toEqual({ title: 'kept' });
     expect((await second.exited).code).toBe(0);
     expect(existsSync(path.join(dataDir, 'postmaster.pid'))).toBe(false);
   });
