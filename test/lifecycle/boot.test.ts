@@ -82,6 +82,25 @@ describe('boot', () => {
     }
   });
 
+  it('ignores MIKRO_ORM_* variables: configuration comes from config.ts alone', async () => {
+    process.env.MIKRO_ORM_CLIENT_URL = 'postgres://nobody@127.0.0.1:1/nowhere';
+    process.env.MIKRO_ORM_ALLOW_GLOBAL_CONTEXT = 'true';
+    process.env.MIKRO_ORM_DEBUG = 'true';
+    try {
+      const server = await startServer(db.url);
+      const orm = server.app.orm()!;
+      expect(orm.config.get('clientUrl')).toBe(db.url);
+      expect(orm.config.get('allowGlobalContext')).toBe(false);
+      // The root EntityManager refuses work outside an operation's fork.
+      await expect(orm.em.find('Task', {})).rejects.toThrow(/global EntityManager/);
+      await server.stop();
+    } finally {
+      delete process.env.MIKRO_ORM_CLIENT_URL;
+      delete process.env.MIKRO_ORM_ALLOW_GLOBAL_CONTEXT;
+      delete process.env.MIKRO_ORM_DEBUG;
+    }
+  });
+
   it('uses the configured application_name and statement_timeout on its connections', async () => {
     const server = await startServer(db.url, { DB_APPLICATION_NAME: 'tt-boot-probe', DB_STATEMENT_TIMEOUT_MS: '1234', DB_POOL_MIN: '1' });
     const c = new pg.Client({ connectionString: db.url });
