@@ -10,13 +10,16 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 import { TaskSchema } from '../tasks/task.entity.js';
+import { TaskDependencySchema } from '../tasks/dependency.entity.js';
+import { TaskExecutionSchema } from '../tasks/execution.entity.js';
+import { TaskEventSchema } from '../tasks/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
 
 /** The repository root: migrations are found relative to it, whatever the working directory. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Every entity of the application. */
-export const ENTITIES = [TaskSchema];
+export const ENTITIES = [TaskSchema, TaskDependencySchema, TaskExecutionSchema, TaskEventSchema];
 
 export interface OrmOptionsInput {
   database: Config['database'];

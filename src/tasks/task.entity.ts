@@ -79,6 +79,12 @@ export const TaskSchema = defineEntity({
     { name: 'task_parent_id_idx', properties: ['parent'] },
     { name: 'task_archived_at_idx', expression: 'create index "task_archived_at_idx" on "task" ("archived_at") where "archived_at" is not null' },
     { name: 'task_tags_gin_idx', expression: 'create index "task_tags_gin_idx" on "task" using gin ("tags")' },
+    // `search` is a case-insensitive substring match: trigram indexes serve ILIKE '%...%' (extension pg_trgm).
+    { name: 'task_title_trgm_idx', expression: 'create index "task_title_trgm_idx" on "task" using gin ("title" gin_trgm_ops)' },
+    {
+      name: 'task_description_trgm_idx',
+      expression: 'create index "task_description_trgm_idx" on "task" using gin ("description" gin_trgm_ops)',
+    },
   ],
   properties: (p) => ({
     id: p.uuid().primary(),
