@@ -41,6 +41,8 @@ export function createApollo({ nodeEnv, log }: ApolloOptions): ApolloServer<Grap
     formatError: createFormatError(nodeEnv === 'development'),
     includeStacktraceInErrorResponses: nodeEnv === 'development',
     introspection: nodeEnv !== 'production',
+    // No "Did you mean ...?" hints about the schema in production error messages.
+    hideSchemaDetailsFromClientErrors: nodeEnv === 'production',
     // The app owns signals and shutdown order (DESIGN.md): Apollo must not exit the process on its own.
     stopOnTerminationSignals: false,
     logger: log,

@@ -2,8 +2,9 @@
  * The per-operation context: a fresh EntityManager fork, fresh loaders and services on it, the request id and a
  * logger that stamps it on every line. Nothing here outlives the operation.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
+import type DataLoader from 'dataloader';
 import type { FastifyBaseLogger } from 'fastify';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Operation } from '../lifecycle/operations.js';
 import { createTaskLoaders, type TaskLoaders } from '../tasks/task.loaders.js';
 import { TaskService } from '../tasks/task.service.js';
@@ -14,10 +15,17 @@ export interface GraphQLContext {
   /** The request's logger: every line carries the request id. */
   readonly log: FastifyBaseLogger;
   readonly operation: Operation;
+  /** Who acts: recorded as `actor` on events. */
+  readonly actor: string;
   readonly em: EntityManager;
   readonly loaders: TaskLoaders;
   readonly tasks: TaskService;
   readonly health: HealthService;
+  /**
+   * A loader built on demand and shared by the whole operation, memoized under `key` (which must encode every
+   * argument the loader's batch function depends on, such as a connection's page arguments).
+   */
+  loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V>;
 }
 
 /**
@@ -28,5 +36,24 @@ export interface GraphQLContext {
 export function createContext(root: EntityManager, operation: Operation, log: FastifyBaseLogger, health: HealthService): GraphQLContext {
   const em = root.fork({ loggerContext: { opKey: operation.key, requestId: operation.requestId } });
   const loaders = createTaskLoaders(em);
-  return { requestId: operation.requestId, log, operation, em, loaders, tasks: new TaskService(em, loaders), health };
+  const actor = 'anonymous';
+  const memo = new Map<string, DataLoader<unknown, unknown>>();
+  return {
+    requestId: operation.requestId,
+    log,
+    operation,
+    actor,
+    em,
+    loaders,
+    tasks: new TaskService(em, loaders, actor),
+    health,
+    loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
+      let found = memo.get(key) as DataLoader<K, V> | undefined;
+      if (!found) {
+        found = create();
+        memo.set(key, found);
+      }
+      return found;
+    },
+  };
 }

@@ -7,7 +7,9 @@ import type { GraphQLScalarType } from 'graphql';
 import { GraphQLDateTimeISO, GraphQLJSONObject } from 'graphql-scalars';
 import { PROJECT_ROOT } from '../db/orm.js';
 import { taskResolvers } from '../tasks/task.resolvers.js';
+import { listingResolvers } from '../tasks/listing.resolvers.js';
 import type { GraphQLContext } from './context.js';
+import { mergeResolvers, type ResolverMap } from './resolver-types.js';
 
 /** Reads `schema.graphql`. */
 export function loadTypeDefs(): string {
@@ -26,14 +28,11 @@ const DateTime = behaviourOf(GraphQLDateTimeISO);
 const JSONObject = behaviourOf(GraphQLJSONObject);
 
 /** All resolvers of the schema. */
-export function createResolvers() {
-  return {
-    DateTime,
-    JSONObject,
-    ...taskResolvers,
-    Query: {
-      ...taskResolvers.Query,
-      health: (_: unknown, __: unknown, ctx: GraphQLContext) => ctx.health.check(),
-    },
-  };
+export function createResolvers(): ResolverMap {
+  return mergeResolvers(
+    { DateTime, JSONObject },
+    { Query: { health: (_: unknown, __: unknown, ctx: GraphQLContext) => ctx.health.check() } },
+    taskResolvers as unknown as ResolverMap,
+    listingResolvers as unknown as ResolverMap,
+  );
 }

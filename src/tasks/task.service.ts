@@ -25,6 +25,7 @@ export class TaskService {
   constructor(
     private readonly em: EntityManager,
     private readonly loaders: TaskLoaders,
+    private readonly actor: string,
   ) {}
 
   /** A task by id (archived or not), or null. Batched with every other read of this operation. */
