@@ -8,6 +8,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Operation } from '../lifecycle/operations.js';
 import { createTaskLoaders, type TaskLoaders } from '../tasks/task.loaders.js';
 import { TaskService } from '../tasks/task.service.js';
+import { StatusService } from '../tasks/status.service.js';
+import { DependencyService } from '../tasks/dependency.service.js';
+import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 
 export interface GraphQLContext {
@@ -20,6 +23,9 @@ export interface GraphQLContext {
   readonly em: EntityManager;
   readonly loaders: TaskLoaders;
   readonly tasks: TaskService;
+  readonly status: StatusService;
+  readonly dependencies: DependencyService;
+  readonly removal: RemovalService;
   readonly health: HealthService;
   /**
    * A loader built on demand and shared by the whole operation, memoized under `key` (which must encode every
@@ -46,6 +52,9 @@ export function createContext(root: EntityManager, operation: Operation, log: Fa
     em,
     loaders,
     tasks: new TaskService(em, loaders, actor),
+    status: new StatusService(em, actor),
+    dependencies: new DependencyService(em, actor),
+    removal: new RemovalService(em, actor),
     health,
     loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
       let found = memo.get(key) as DataLoader<K, V> | undefined;

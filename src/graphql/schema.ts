@@ -32,7 +32,7 @@ export function createResolvers(): ResolverMap {
   return mergeResolvers(
     { DateTime, JSONObject },
     { Query: { health: (_: unknown, __: unknown, ctx: GraphQLContext) => ctx.health.check() } },
-    taskResolvers as unknown as ResolverMap,
+    taskResolvers,
     listingResolvers as unknown as ResolverMap,
   );
 }

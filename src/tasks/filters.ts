@@ -1,32 +1,159 @@
 /**
- * `TaskFilter` to a MikroORM filter query. Values are always bound parameters: no SQL is built from client text.
+ * `TaskFilter` to a SQL condition over the `task` table aliased `t`.
+ *
+ * Every client value travels as a bind parameter (one `?` per value, sent to PostgreSQL apart from the text, see
+ * src/db/sql.ts); the SQL text itself is built only from the fixed fragments below, never from client strings.
  */
-import type { FilterQuery } from '@mikro-orm/core';
-import type { Task, TaskPriority, TaskStatus, TaskType } from './task.entity.js';
+import { join, type Sql } from '../db/sql.js';
+import { AppError } from '../graphql/errors.js';
+import type { TaskPriority, TaskStatus, TaskType } from './task.entity.js';
+import { parseId } from './task.validation.js';
 
 export type ArchivedFilter = 'EXCLUDE' | 'INCLUDE' | 'ONLY';
 
-/** The GraphQL `TaskFilter` input. */
+/** The GraphQL `TaskFilter` input (DateTime values arrive as `Date`s). */
 export interface TaskFilterInput {
+  ids?: string[] | null;
   status?: TaskStatus[] | null;
   priority?: TaskPriority[] | null;
   type?: TaskType[] | null;
   assignee?: string[] | null;
+  unassigned?: boolean | null;
+  createdBy?: string[] | null;
   tagsAny?: string[] | null;
+  tagsAll?: string[] | null;
+  parentId?: string | null;
+  isRoot?: boolean | null;
+  isBlocked?: boolean | null;
+  search?: string | null;
+  dueBefore?: Date | null;
+  dueAfter?: Date | null;
+  createdAfter?: Date | null;
+  createdBefore?: Date | null;
+  updatedAfter?: Date | null;
   archived?: ArchivedFilter | null;
+  and?: TaskFilterInput[] | null;
+  or?: TaskFilterInput[] | null;
+  not?: TaskFilterInput | null;
 }
 
-/** Builds the `where` of a task listing. Every condition given must hold. */
-export function taskWhere(filter: TaskFilterInput | null | undefined): FilterQuery<Task> {
+/** How deep `and` / `or` / `not` may nest below the top-level filter. */
+export const MAX_FILTER_DEPTH = 5;
+/** How many conditions (set fields, nested filters included) one filter may hold in all. */
+export const MAX_FILTER_CONDITIONS = 100;
+
+const TRUE: Sql = { text: 'true', params: [] };
+const FALSE: Sql = { text: 'false', params: [] };
+
+/**
+ * The blocked test of API.md, in one place: some dependency of `t` is not COMPLETED.
+ * Shared with the statistics so `blocked` there means exactly what `isBlocked` means here.
+ */
+export const IS_BLOCKED_SQL =
+  `exists (select 1 from task_dependency d join task dep on dep.id = d.depends_on_id ` +
+  `where d.task_id = t.id and dep.status <> 'COMPLETED')`;
+
+/** `t.<column> in (?, ?, ...)`; an empty list matches nothing (API contract, not SQL's syntax error). */
+function anyOf(column: string, values: readonly unknown[], cast = ''): Sql {
+  if (values.length === 0) return FALSE;
+  return { text: `${column} in (${values.map(() => `?${cast}`).join(', ')})`, params: [...values] };
+}
+
+/** A `text[]` of the values, one typed parameter each (never a JS array: the driver would expand it). */
+function textArray(values: readonly string[]): Sql {
+  return { text: `array[${values.map(() => '?::text').join(', ')}]`, params: [...values] };
+}
+
+/** Escapes LIKE's wildcards so a search string is matched literally (with `escape '\'`). */
+export function likeLiteral(search: string): string {
+  return `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+function instant(column: string, op: '<' | '>', value: Date): Sql {
+  return { text: `${column} ${op} ?::timestamptz`, params: [value.toISOString()] };
+}
+
+/** The conditions of one filter node, without `archived` (top level only) and without nesting. */
+function leafConditions(f: TaskFilterInput): Sql[] {
+  const out: Sql[] = [];
+  if (f.ids != null) out.push(anyOf('t.id', f.ids.map((id) => parseId(id, 'ids')), '::uuid'));
+  if (f.status != null) out.push(anyOf('t.status', f.status, '::task_status'));
+  if (f.priority != null) out.push(anyOf('t.priority', f.priority, '::task_priority'));
+  if (f.type != null) out.push(anyOf('t.type', f.type, '::task_type'));
+  if (f.assignee != null) out.push(anyOf('t.assignee', f.assignee));
+  if (f.unassigned != null) out.push({ text: f.unassigned ? 't.assignee is null' : 't.assignee is not null', params: [] });
+  if (f.createdBy != null) out.push(anyOf('t.created_by', f.createdBy));
+  if (f.tagsAny != null) out.push(f.tagsAny.length === 0 ? FALSE : join([{ text: 't.tags &&', params: [] }, textArray(f.tagsAny)], ' '));
+  if (f.tagsAll != null) out.push(f.tagsAll.length === 0 ? FALSE : join([{ text: 't.tags @>', params: [] }, textArray(f.tagsAll)], ' '));
+  if (f.parentId != null) out.push({ text: 't.parent_id = ?::uuid', params: [parseId(f.parentId, 'parentId')] });
+  if (f.isRoot != null) out.push({ text: f.isRoot ? 't.parent_id is null' : 't.parent_id is not null', params: [] });
+  if (f.isBlocked != null) out.push({ text: f.isBlocked ? IS_BLOCKED_SQL : `not ${IS_BLOCKED_SQL}`, params: [] });
+  if (f.search != null) {
+    const pattern = likeLiteral(f.search);
+    // Two ILIKEs (not one over a concatenation) so each can use its trigram index.
+    out.push({ text: `(t.title ilike ? escape '\\' or t.description ilike ? escape '\\')`, params: [pattern, pattern] });
+  }
+  if (f.dueBefore != null) out.push(instant('t.due_at', '<', f.dueBefore));
+  if (f.dueAfter != null) out.push(instant('t.due_at', '>', f.dueAfter));
+  if (f.createdAfter != null) out.push(instant('t.created_at', '>', f.createdAfter));
+  if (f.createdBefore != null) out.push(instant('t.created_at', '<', f.createdBefore));
+  if (f.updatedAfter != null) out.push(instant('t.updated_at', '>', f.updatedAfter));
+  return out;
+}
+
+/** Counts conditions and checks the nesting depth, before any SQL is built. */
+function checkSize(f: TaskFilterInput, depth: number, budget: { left: number }): void {
+  if (depth > MAX_FILTER_DEPTH) {
+    throw AppError.badInput(`filter nests and/or/not more than ${MAX_FILTER_DEPTH} levels deep: flatten it`, 'filter');
+  }
+  for (const [key, value] of Object.entries(f)) {
+    if (value == null || key === 'archived') continue;
+    budget.left -= 1;
+    if (budget.left < 0) throw AppError.badInput(`filter holds more than ${MAX_FILTER_CONDITIONS} conditions: simplify it`, 'filter');
+  }
+  for (const nested of [...(f.and ?? []), ...(f.or ?? []), ...(f.not ? [f.not] : [])]) checkSize(nested, depth + 1, budget);
+}
+
+/** The condition of one filter node and everything nested in it: every condition given must hold. */
+function nodeCondition(f: TaskFilterInput): Sql {
+  const parts = leafConditions(f);
+  if (f.and != null) parts.push(...f.and.map(nodeCondition));
+  // An empty `or` has no filter that holds, so it matches nothing; an empty `and` adds nothing.
+  if (f.or != null) parts.push(f.or.length === 0 ? FALSE : join(f.or.map((sub) => wrap(nodeCondition(sub))), ' or '));
+  if (f.not != null) {
+    // A leaf over a null column (assignee, due_at, description) is NULL, not false: coalesce so that `not` of
+    // a condition that does not hold is true, as the contract's "this filter does not hold" reads.
+    const inner = nodeCondition(f.not);
+    parts.push({ text: `not coalesce(${inner.text}, false)`, params: inner.params });
+  }
+  return parts.length === 0 ? TRUE : join(parts.map(wrap), ' and ');
+}
+
+function wrap(s: Sql): Sql {
+  return s === TRUE || s === FALSE ? s : { text: `(${s.text})`, params: s.params };
+}
+
+/** The archived rule: EXCLUDE by default, applied to the top level only (nested filters ignore it). */
+function archivedCondition(archived: ArchivedFilter | null | undefined): Sql | undefined {
+  switch (archived ?? 'EXCLUDE') {
+    case 'EXCLUDE':
+      return { text: 't.archived_at is null', params: [] };
+    case 'ONLY':
+      return { text: 't.archived_at is not null', params: [] };
+    case 'INCLUDE':
+      return undefined;
+  }
+}
+
+/**
+ * Builds the `where` condition (over alias `t`) of a task listing or statistics.
+ *
+ * @throws AppError BAD_USER_INPUT (field `filter`) when nesting is deeper than {@link MAX_FILTER_DEPTH} or the
+ *   filter holds more than {@link MAX_FILTER_CONDITIONS} conditions; (field `ids`/`parentId`) for a non-UUID id.
+ */
+export function taskCondition(filter: TaskFilterInput | null | undefined): Sql {
   const f = filter ?? {};
-  const where: Record<string, unknown> = {};
-  if (f.status) where.status = { $in: f.status };
-  if (f.priority) where.priority = { $in: f.priority };
-  if (f.type) where.type = { $in: f.type };
-  if (f.assignee) where.assignee = { $in: f.assignee };
-  if (f.tagsAny) where.tags = { $overlap: f.tagsAny };
-  const archived = f.archived ?? 'EXCLUDE';
-  if (archived === 'EXCLUDE') where.archivedAt = null;
-  else if (archived === 'ONLY') where.archivedAt = { $ne: null };
-  return where;
+  checkSize(f, 0, { left: MAX_FILTER_CONDITIONS });
+  const parts = [archivedCondition(f.archived), nodeCondition(f)].filter((p): p is Sql => p !== undefined && p !== TRUE);
+  return parts.length === 0 ? TRUE : join(parts.map(wrap), ' and ');
 }

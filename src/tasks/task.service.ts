@@ -4,22 +4,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { EntityManager, QBFilterQuery } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { Task } from './task.entity.js';
-import { taskWhere, type TaskFilterInput } from './filters.js';
+import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
 import type { TaskLoaders } from './task.loaders.js';
-import { decodeCursor, encodeCursor, pageSize, type Page } from './pagination.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
+
+/** The most tasks `createTasks` and `updateTasks` take at once. */
+export const MAX_BATCH = 100;
 
 /** Parent changes take this transaction-level advisory lock so two of them cannot close a loop together. */
 const HIERARCHY_LOCK_KEY = 7_264_911_002;
 
-/** The next `updatedAt`: now, but always strictly after the previous value (API.md). */
-function nextUpdatedAt(previous: Date): Date {
-  const now = Date.now();
-  return new Date(Math.max(now, previous.getTime() + 1));
-}
 
 export class TaskService {
   constructor(
@@ -39,65 +37,69 @@ export class TaskService {
     return parentId ? this.loaders.taskById.load(parentId) : null;
   }
 
-  /** One page of tasks matching `filter`, newest first (created_at DESC, id DESC). */
-  async list(filter: TaskFilterInput | null | undefined, first: number | null | undefined, after: string | null | undefined): Promise<Page<Task>> {
-    const limit = pageSize(first);
-    const where = taskWhere(filter);
-    const qb = this.em.createQueryBuilder(Task, 't').select('*').where(where as QBFilterQuery<Task>);
-    if (after != null) {
-      const [createdAt, id] = decodeCursor(after, 2, 'after');
-      const at = typeof createdAt === 'string' ? new Date(createdAt) : undefined;
-      if (!at || Number.isNaN(at.getTime()) || typeof id !== 'string') throw AppError.badInput('after is not a cursor of this listing', 'after');
-      // A row comparison walks the (created_at, id) index from the cursor on.
-      qb.andWhere('(t.created_at, t.id) < (?, ?)', [at, id]);
-    }
-    const rows = limit === 0 ? [] : await qb.orderBy({ createdAt: 'desc', id: 'desc' }).limit(limit + 1).getResult();
-    const hasNextPage = rows.length > limit;
-    if (hasNextPage) rows.pop();
-    // Register loaded rows with the loader so later `task(id)`/`parent` reads of them cost nothing.
-    for (const row of rows) this.loaders.taskById.prime(row.id, row);
-    return {
-      rows,
-      cursors: rows.map((t) => encodeCursor([t.createdAt.toISOString(), t.id])),
-      hasNextPage,
-      hasPreviousPage: after != null,
-      totalCount: () => this.em.count(Task, where),
-    };
-  }
-
   /**
    * Creates a task. With a client-supplied id that exists already, returns the existing task unchanged; when
    * several such calls race, the losers' inserts fail on the primary key and they return the winner's row.
    */
   async create(input: CreateTaskInput): Promise<Task> {
-    const data = validateCreate(input);
-    if (data.id && data.id === data.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
-    try {
-      return await this.em.transactional(async (tx) => {
-        if (data.id) {
-          const existing = await tx.findOne(Task, data.id);
-          if (existing) return existing;
-        }
-        if (data.parentId && !(await tx.findOne(Task, data.parentId, { fields: ['id'] }))) {
-          throw new AppError('NOT_FOUND', `Parent task ${data.parentId} does not exist`, { field: 'parentId', id: data.parentId });
+    const [task] = await this.createMany([input], false);
+    return task as Task;
+  }
+
+  /**
+   * Creates up to 100 tasks in one transaction, all or none. Each input follows `create`'s rules; a parent may be
+   * another task of the same batch. An error names the input's `index`.
+   */
+  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<Task[]> {
+    if (inputs.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${inputs.length})`, 'inputs');
+    const items = inputs.map((input, index) => withIndex(batch, index, () => validateCreate(input)));
+    items.forEach((item, index) =>
+      withIndex(batch, index, () => {
+        if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
+      }),
+    );
+    const run = () =>
+      this.em.transactional(async (tx) => {
+        const clientIds = items.flatMap((i) => (i.id ? [i.id] : []));
+        const known = new Map((clientIds.length ? await tx.find(Task, { id: { $in: clientIds } }) : []).map((t) => [t.id, t]));
+        const newIds = items.map((i) => i.id ?? randomUUID());
+        const batchIds = new Set(newIds);
+        const parentIds = [...new Set(items.flatMap((i) => (i.parentId && !batchIds.has(i.parentId) && !known.has(i.parentId) ? [i.parentId] : [])))];
+        if (parentIds.length) {
+          const found = new Set((await tx.find(Task, { id: { $in: parentIds } }, { fields: ['id'] })).map((t) => t.id));
+          items.forEach((item, index) =>
+            withIndex(batch, index, () => {
+              if (item.parentId && parentIds.includes(item.parentId) && !found.has(item.parentId)) {
+                throw new AppError('NOT_FOUND', `Parent task ${item.parentId} does not exist`, { field: 'parentId', id: item.parentId });
+              }
+            }),
+          );
         }
         const now = new Date();
-        const { parentId, id, ...fields } = data;
-        const task = tx.create(Task, {
-          ...fields,
-          id: id ?? randomUUID(),
-          parent: parentId ? tx.getReference(Task, parentId) : null,
-          createdAt: now,
-          updatedAt: now,
-        });
-        await tx.flush();
-        return task;
+        // A parent from the same batch must be inserted first: tasks go in by depth, one flush per level.
+        const depths = batchDepths(items, newIds, batch);
+        const tasks: Task[] = new Array<Task>(items.length);
+        for (let depth = 0; depth <= Math.max(0, ...depths); depth++) {
+          items.forEach(({ parentId, id: _id, ...fields }, index) => {
+            if (depths[index] !== depth) return;
+            const id = newIds[index] as string;
+            const existing = known.get(id);
+            if (existing) return void (tasks[index] = existing);
+            const task = tx.create(Task, { ...fields, id, parent: parentId ? tx.getReference(Task, parentId) : null, createdAt: now, updatedAt: now });
+            known.set(id, task);
+            tasks[index] = task;
+            const { title, type, priority, status, assignee } = task;
+            recordEvent(tx, id, 'CREATED', this.actor, { title, type, priority, status, assignee: assignee ?? null, parentId }, now);
+          });
+          await tx.flush();
+        }
+        return tasks;
       });
+    try {
+      return await run();
     } catch (err) {
-      if (data.id && err instanceof UniqueConstraintViolationException) {
-        const winner = await this.em.fork().findOne(Task, data.id);
-        if (winner) return winner;
-      }
+      // A concurrent create took one of the client-supplied ids first: run again, now finding it (a safe retry).
+      if (clientIdsRaced(err, items)) return run();
       throw err;
     }
   }
@@ -111,33 +113,49 @@ export class TaskService {
     const taskId = parseId(id);
     const changes = validateUpdate(input);
     return this.em.transactional(async (tx) => {
-      if (changes.parentId !== undefined) await tx.execute('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]);
-      const task = await tx.findOne(Task, taskId, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!task) throw AppError.notFound('Task', taskId);
-      if (expectedVersion != null && task.version !== expectedVersion) {
-        throw AppError.versionConflict(taskId, expectedVersion, task.version);
-      }
-      if (changes.parentId != null && changes.parentId !== task.parent?.id) await this.assertNoLoop(tx, taskId, changes.parentId);
-      if (applyChanges(tx, task, changes)) {
-        task.updatedAt = nextUpdatedAt(task.updatedAt);
-        await tx.flush();
-      }
+      if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
+      const task = await lockTask(tx, taskId, expectedVersion);
+      await this.applyUpdate(tx, task, changes);
+      await tx.flush();
       return task;
     });
+  }
+
+  /** Applies one change to up to 100 tasks in one transaction, all or none; returns them in the order of `ids`. */
+  async updateMany(ids: readonly string[], input: UpdateTaskInput): Promise<Task[]> {
+    if (ids.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${ids.length})`, 'ids');
+    const taskIds = ids.map((id) => parseId(id, 'ids'));
+    const changes = validateUpdate(input);
+    return this.em.transactional(async (tx) => {
+      if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
+      // Locked in id order, so two batches over overlapping tasks queue up instead of deadlocking.
+      const tasks = await tx.find(Task, { id: { $in: [...new Set(taskIds)] } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' }, refresh: true });
+      const byId = new Map(tasks.map((t) => [t.id, t]));
+      const missing = taskIds.find((id) => !byId.has(id));
+      if (missing) throw new AppError('NOT_FOUND', `Task ${missing} does not exist`, { id: missing, field: 'ids' });
+      for (const task of tasks) await this.applyUpdate(tx, task, changes);
+      await tx.flush();
+      return taskIds.map((id) => byId.get(id) as Task);
+    });
+  }
+
+  /** Checks a parent change for loops, then applies `changes` with their event (nothing when nothing changes). */
+  private async applyUpdate(tx: EntityManager, task: Task, changes: TaskChanges): Promise<void> {
+    if (changes.parentId != null && changes.parentId !== task.parent?.id) await this.assertNoLoop(tx, task.id, changes.parentId);
+    changeTask(tx, task, 'UPDATED', this.actor, () => applyChanges(tx, task, changes));
   }
 
   /** Refuses a parent that is the task itself or one of its descendants. */
   private async assertNoLoop(tx: EntityManager, taskId: string, parentId: string): Promise<void> {
     if (parentId === taskId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
-    const rows = await tx.execute<Array<{ id: string }>>(
-      `with recursive chain(id, parent_id) as (
+    const rows = await query<{ id: string }>(tx, toSql(`with recursive chain(id, parent_id) as (
          select id, parent_id from task where id = ?
          union
          select t.id, t.parent_id from task t join chain c on t.id = c.parent_id
        )
        select id from chain`,
       [parentId],
-    );
+    ));
     if (rows.length === 0) throw new AppError('NOT_FOUND', `Parent task ${parentId} does not exist`, { field: 'parentId', id: parentId });
     if (rows.some((r) => r.id === taskId)) {
       throw new AppError('CYCLE_DETECTED', `Making ${parentId} the parent of ${taskId} would close a loop`, { field: 'parentId' });
@@ -145,25 +163,53 @@ export class TaskService {
   }
 }
 
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
-  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) return JSON.stringify(a) === JSON.stringify(b);
-  return (a ?? null) === (b ?? null);
+/** Runs a per-item check of a batch; an AppError it throws names the item's index. */
+function withIndex<T>(batch: boolean, index: number, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (batch && err instanceof AppError) err.extensions.index = index;
+    throw err;
+  }
 }
 
-/** Copies changed fields onto the entity; returns whether anything changed. */
-function applyChanges(tx: EntityManager, task: Task, changes: TaskChanges): boolean {
-  let changed = false;
-  const { parentId, ...fields } = changes;
-  for (const [key, value] of Object.entries(fields) as Array<[keyof typeof fields, unknown]>) {
-    if (!sameValue(task[key], value)) {
-      (task as unknown as Record<string, unknown>)[key] = value;
-      changed = true;
+/** How deep each item sits below a parent of the same batch (0: its parent, if any, exists already). */
+function batchDepths(items: ReadonlyArray<{ parentId: string | null }>, ids: readonly string[], batch: boolean): number[] {
+  const depths = new Array<number>(items.length).fill(-1);
+  const depthOf = (index: number, path: Set<number>): number => {
+    if (depths[index]! >= 0) return depths[index]!;
+    const parentId = items[index]!.parentId;
+    const parent = parentId ? ids.indexOf(parentId) : -1;
+    if (parent >= 0 && path.has(parent)) {
+      withIndex(batch, index, () => {
+        throw new AppError('CYCLE_DETECTED', 'The parents of this batch form a loop', { field: 'parentId' });
+      });
     }
+    const depth = parent >= 0 && parent !== index ? depthOf(parent, new Set([...path, parent])) + 1 : 0;
+    depths[index] = depth;
+    return depth;
+  };
+  items.forEach((_, index) => depthOf(index, new Set([index])));
+  return depths;
+}
+
+function clientIdsRaced(err: unknown, items: ReadonlyArray<{ id: string | undefined }>): boolean {
+  return err instanceof UniqueConstraintViolationException && items.some((i) => i.id !== undefined);
+}
+
+/**
+ * Copies the changed fields onto the entity (only those that differ, so an unchanged JSON value does not make
+ * MikroORM write the row).
+ */
+export function applyChanges(tx: EntityManager, task: Task, changes: TaskChanges): void {
+  const { parentId, ...fields } = changes;
+  const before = snapshot(task);
+  for (const [key, value] of Object.entries(fields) as Array<[keyof typeof fields, unknown]>) {
+    const current = before[key];
+    const next = value instanceof Date ? value.toISOString() : (value ?? null);
+    if (JSON.stringify(current) !== JSON.stringify(next)) (task as unknown as Record<string, unknown>)[key] = value;
   }
   if (parentId !== undefined && (task.parent?.id ?? null) !== parentId) {
     task.parent = parentId ? tx.getReference(Task, parentId, { wrapped: true }) : null;
-    changed = true;
   }
-  return changed;
 }

@@ -1,0 +1,75 @@
+/**
+ * Hand-written SQL with real bind parameters.
+ *
+ * MikroORM's `em.execute` and QueryBuilder inline parameter values into the SQL text (escaped, client-side). For
+ * statements that carry client-supplied values (filters, cursors, search strings) we send them as PostgreSQL bind
+ * parameters instead, through knex on the operation's connection (its transaction, when there is one), and count
+ * them against the operation like every ORM statement.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Knex } from '@mikro-orm/postgresql';
+
+/** A statement and its parameters: `?` placeholders; an array parameter is sent as one PostgreSQL array (`= any(?)`). */
+export interface Sql {
+  text: string;
+  params: unknown[];
+}
+
+/** Builds an {@link Sql} from a template: every interpolated value becomes a bind parameter. */
+export function sql(strings: TemplateStringsArray, ...values: unknown[]): Sql {
+  let text = strings[0] ?? '';
+  const params: unknown[] = [];
+  values.forEach((value, i) => {
+    if (isSql(value)) {
+      text += value.text;
+      params.push(...value.params);
+    } else {
+      text += '?';
+      params.push(value);
+    }
+    text += strings[i + 1] ?? '';
+  });
+  return { text, params };
+}
+
+function isSql(value: unknown): value is Sql {
+  return typeof value === 'object' && value !== null && 'text' in value && 'params' in value && Array.isArray((value as Sql).params);
+}
+
+/** Joins fragments with a separator (e.g. ' and '). */
+export function join(parts: Sql[], separator: string): Sql {
+  return { text: parts.map((p) => p.text).join(separator), params: parts.flatMap((p) => p.params) };
+}
+
+/** A fragment of trusted SQL text (identifiers, keywords) with no parameters. Never pass client input. */
+export function raw(text: string): Sql {
+  return { text, params: [] };
+}
+
+interface Counted {
+  logQuery(query: string, context?: Record<string, unknown>): void;
+}
+
+/** Runs a statement on the operation's connection with bind parameters; returns the rows. */
+export async function query<T = Record<string, unknown>>(em: EntityManager, statement: Sql): Promise<T[]> {
+  const connection = em.getConnection();
+  const knex = connection.getKnex();
+  const q = knex.raw(statement.text, statement.params as Knex.RawBinding[]);
+  const trx = em.getTransactionContext<Knex.Transaction>();
+  if (trx) void q.transacting(trx);
+  // `logQuery` is protected in MikroORM's types; calling it keeps logging and per-operation SQL counts uniform.
+  (connection as unknown as Counted).logQuery(statement.text, em.getLoggerContext());
+  try {
+    const result = (await q) as { rows: T[] };
+    return result.rows;
+  } catch (err) {
+    // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
+    // mapping does not depend on which path a statement took.
+    throw em.getPlatform().getExceptionConverter().convertException(err as Error);
+  }
+}
+
+/** An {@link Sql} from text with `?` placeholders and its parameters. */
+export function toSql(text: string, params: unknown[] = []): Sql {
+  return { text, params };
+}

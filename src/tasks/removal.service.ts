@@ -1,0 +1,69 @@
+/**
+ * Archiving and deleting tasks. Archived tasks leave listings but keep everything; deleted tasks are gone, with
+ * the contract's effects on edges, executions, subtasks and events.
+ */
+import { LockMode } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { query, toSql } from '../db/sql.js';
+import { changeTask, lockTask, recordEvent } from './events.js';
+import { Task } from './task.entity.js';
+import { parseId } from './task.validation.js';
+
+export class RemovalService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly actor: string,
+  ) {}
+
+  /** Archives a task (ARCHIVED event); archiving an archived task changes nothing. */
+  async archive(id: string): Promise<Task> {
+    return this.setArchived(parseId(id), true);
+  }
+
+  /** Brings a task back (UNARCHIVED event); unarchiving a live task changes nothing. */
+  async unarchive(id: string): Promise<Task> {
+    return this.setArchived(parseId(id), false);
+  }
+
+  private async setArchived(taskId: string, archived: boolean): Promise<Task> {
+    return this.em.transactional(async (tx) => {
+      const task = await lockTask(tx, taskId);
+      if ((task.archivedAt != null) === archived) return task;
+      changeTask(tx, task, archived ? 'ARCHIVED' : 'UNARCHIVED', this.actor, () => (task.archivedAt = archived ? new Date() : null));
+      await tx.flush();
+      return task;
+    });
+  }
+
+  /**
+   * Deletes a task for good. Its dependency edges go (each task that waited for it records DEPENDENCY_REMOVED),
+   * its executions go (foreign key cascade), its subtasks become root tasks (each records UPDATED), and a DELETED
+   * event is written; its earlier events stay with their `taskId`.
+   */
+  async delete(id: string): Promise<string> {
+    const taskId = parseId(id);
+    return this.em.transactional(async (tx) => {
+      const task = await lockTask(tx, taskId);
+      const dependents = await query<{ task_id: string }>(tx, toSql('select task_id from task_dependency where depends_on_id = ?', [taskId]));
+      const affected = await tx.find(
+        Task,
+        { $or: [{ id: { $in: dependents.map((d) => d.task_id) } }, { parent: taskId }] },
+        // Ordered, so concurrent deletes lock rows in the same order and cannot deadlock each other.
+        { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' }, refresh: true },
+      );
+      const waiting = new Set(dependents.map((d) => d.task_id));
+      for (const other of affected) {
+        // One event per task (its version grows by one), even when it was both a subtask and a dependent.
+        const detach = () => {
+          if (other.parent?.id === taskId) other.parent = null;
+        };
+        if (waiting.has(other.id)) changeTask(tx, other, 'DEPENDENCY_REMOVED', this.actor, detach, { dependsOnId: taskId, reason: 'deleted' });
+        else changeTask(tx, other, 'UPDATED', this.actor, detach);
+      }
+      recordEvent(tx, taskId, 'DELETED', this.actor, { title: task.title, status: task.status, version: task.version });
+      await tx.flush();
+      await tx.nativeDelete(Task, { id: taskId });
+      return taskId;
+    });
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The task listings: `tasks` (one page, forwards or backwards), `Task.subtasks` (the first pages of many parents
+ * in one statement), their counts, and `Task.subtaskSummary`. Every statement goes through the operation's
+ * EntityManager (so it is counted and sees its transaction), and every loaded row becomes a managed `Task`
+ * primed into the operation's `taskById` loader.
+ */
+import DataLoader from 'dataloader';
+import { join, query, type Sql } from '../db/sql.js';
+import { AppError } from '../graphql/errors.js';
+import type { GraphQLContext } from '../graphql/context.js';
+import { Task } from './task.entity.js';
+import { taskCondition, type TaskFilterInput } from './filters.js';
+import { acceptsValues, afterSql, keyValues, orderSql, resolveOrder, type KeyValue, type TaskOrder, type TaskOrderInput } from './ordering.js';
+import { decodeSignedCursor, encodeSignedCursor, pageWindow, toPage, type Page, type PageArgs, type PageWindow } from './pagination.js';
+
+/** Arguments of `Query.tasks` (and, without `last`/`before`, of `Task.subtasks`). */
+export interface ListArgs extends PageArgs {
+  filter?: TaskFilterInput | null;
+  orderBy?: TaskOrderInput[] | null;
+}
+
+/** Listing arguments validated and compiled once: what a statement needs, and a key that identifies them. */
+export interface PreparedListing {
+  where: Sql;
+  order: TaskOrder;
+  window: PageWindow;
+  /** The filter plus the cursors' keyset conditions. */
+  pageWhere: Sql;
+  /** Encodes every argument in compiled form: equal keys mean the same statement. */
+  key: string;
+}
+
+/** What of the operation's context a listing uses. */
+export type ListingContext = Pick<GraphQLContext, 'em' | 'loaders' | 'loader'>;
+
+interface SubtaskSummary {
+  total: number;
+  completed: number;
+  percentCompleted: number;
+}
+
+function cursorValues(cursor: string, order: TaskOrder, field: string): KeyValue[] {
+  const values = decodeSignedCursor(cursor, order.signature, field);
+  if (!acceptsValues(order, values)) throw AppError.badInput(`${field} is not a cursor of this listing`, field);
+  return values;
+}
+
+/**
+ * Validates and compiles listing arguments.
+ *
+ * @throws AppError BAD_USER_INPUT naming the argument at fault (`filter`, `orderBy`, `first`, `last`, `after`, `before`).
+ */
+export function prepareListing(args: ListArgs): PreparedListing {
+  const where = taskCondition(args.filter);
+  const order = resolveOrder(args.orderBy);
+  const window = pageWindow(args);
+  const bounds = [where];
+  if (window.after != null) bounds.push(afterSql(order, cursorValues(window.after, order, 'after')));
+  if (window.before != null) bounds.push(afterSql(order, cursorValues(window.before, order, 'before'), true));
+  const pageWhere = join(bounds.map((b) => ({ text: `(${b.text})`, params: b.params })), ' and ');
+  return { where, order, window, pageWhere, key: JSON.stringify([pageWhere, order.signature, window.backward, window.limit]) };
+}
+
+/** The listings of one operation; cheap to build, so resolvers make one per call on the operation's context. */
+export class TaskListing {
+  constructor(private readonly ctx: ListingContext) {}
+
+  /** Runs one statement with bind parameters on the operation's fork (its transaction, its statement count). */
+  private run<T>(text: string, params: unknown[]): Promise<T[]> {
+    return query<T>(this.ctx.em, { text, params });
+  }
+
+  /** Raw `task` rows to managed entities, primed into the operation's loader for later reads by id. */
+  private manage(rows: Array<Record<string, unknown>>): Task[] {
+    return rows.map((row) => {
+      const task = this.ctx.em.map(Task, row);
+      this.ctx.loaders.taskById.prime(task.id, task);
+      return task;
+    });
+  }
+
+  private cursorOf(order: TaskOrder): (task: Task) => string {
+    return (task) => encodeSignedCursor(order.signature, keyValues(order, task));
+  }
+
+  /** One page of `Query.tasks`. `totalCount` counts the filter's rows (ignoring cursors) only when called. */
+  async list(args: ListArgs): Promise<Page<Task>> {
+    const p = prepareListing(args);
+    const rows = await this.run<Record<string, unknown>>(
+      `select t.* from task t where ${p.pageWhere.text} order by ${orderSql(p.order, p.window.backward)} limit ?`,
+      [...p.pageWhere.params, p.window.limit + 1],
+    );
+    return toPage(this.manage(rows), p.window, this.cursorOf(p.order), () => this.count(p.where));
+  }
+
+  /** How many tasks match a compiled filter. */
+  async count(where: Sql): Promise<number> {
+    const [row] = await this.run<{ n: number }>(`select count(*)::int as n from task t where ${where.text}`, where.params);
+    return row?.n ?? 0;
+  }
+
+  /**
+   * The `Task.subtasks` page of `parentId`. All parents asking with the same arguments share one loader, so the
+   * first pages of a whole page of parents cost one statement, and their `totalCount`s one more.
+   */
+  subtasksOf(parentId: string, args: ListArgs): Promise<Page<Task>> {
+    const p = prepareListing({ ...args, last: null, before: null });
+    const counts = this.ctx.loader(`subtasks.count:${JSON.stringify(p.where)}`, () => new DataLoader<string, number>((ids) => this.subtaskCounts(ids, p.where)));
+    const pages = this.ctx.loader(
+      `subtasks.page:${p.key}`,
+      () => new DataLoader<string, Page<Task>>((ids) => this.subtaskPages(ids, p, (id) => counts.load(id))),
+    );
+    return pages.load(parentId);
+  }
+
+  /** The first `limit` matching children of each parent, ranked per parent by a window function. */
+  private async subtaskPages(parentIds: readonly string[], p: PreparedListing, countOf: (id: string) => Promise<number>): Promise<Array<Page<Task>>> {
+    const rows = await this.run<Record<string, unknown>>(
+      `select s.* from (
+         select t.*, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
+         from task t where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and ${p.pageWhere.text}
+       ) s where s.listing_rank <= ? order by s.parent_id, s.listing_rank`,
+      [...parentIds, ...p.pageWhere.params, p.window.limit + 1],
+    );
+    const byParent = new Map<string, Task[]>(parentIds.map((id) => [id, []]));
+    for (const { listing_rank: _rank, ...row } of rows) {
+      byParent.get(row.parent_id as string)?.push(...this.manage([row]));
+    }
+    return parentIds.map((id) => toPage(byParent.get(id) ?? [], p.window, this.cursorOf(p.order), () => countOf(id)));
+  }
+
+  /** Matching children per parent, in one grouped statement. */
+  private async subtaskCounts(parentIds: readonly string[], where: Sql): Promise<number[]> {
+    const rows = await this.run<{ parent_id: string; n: number }>(
+      `select t.parent_id, count(*)::int as n from task t
+       where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and (${where.text}) group by t.parent_id`,
+      [...parentIds, ...where.params],
+    );
+    const byParent = new Map(rows.map((r) => [r.parent_id, r.n]));
+    return parentIds.map((id) => byParent.get(id) ?? 0);
+  }
+
+  /** `Task.subtaskSummary`: every child counts, archived included; one grouped statement per page of tasks. */
+  summaryOf(taskId: string): Promise<SubtaskSummary> {
+    return this.ctx.loader('subtasks.summary', () => new DataLoader<string, SubtaskSummary>((ids) => this.summaries(ids))).load(taskId);
+  }
+
+  private async summaries(taskIds: readonly string[]): Promise<SubtaskSummary[]> {
+    const rows = await this.run<{ parent_id: string; total: number; completed: number }>(
+      `select t.parent_id, count(*)::int as total, (count(*) filter (where t.status = 'COMPLETED'))::int as completed
+       from task t where t.parent_id in (${taskIds.map(() => '?::uuid').join(', ')}) group by t.parent_id`,
+      [...taskIds],
+    );
+    const byParent = new Map(rows.map((r) => [r.parent_id, r]));
+    return taskIds.map((id) => {
+      const { total = 0, completed = 0 } = byParent.get(id) ?? {};
+      return { total, completed, percentCompleted: total === 0 ? 0 : (100 * completed) / total };
+    });
+  }
+}

@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+let db: TestDatabase;
+let server: TestServer;
+
+beforeAll(async () => {
+  db = await createTestDatabase('batching');
+  server = await startServer(db.url);
+  // 60 tagged tasks, each with a parent, two subtasks, a dependency, a dependent and an execution.
+  const c = await db.client();
+  await c.query(`
+    insert into task (id, title, type, priority, created_by, tags, created_at, updated_at)
+    select gen_random_uuid(), 'parent ' || g, 'FEATURE', 'MEDIUM', 'seed', '{}', now(), now() from generate_series(1, 60) g;
+    insert into task (id, title, type, priority, created_by, tags, parent_id, created_at, updated_at)
+    select gen_random_uuid(), 'page ' || row_number() over (), 'FEATURE', 'HIGH', 'seed', '{page}', p.id,
+           now() - (row_number() over ()) * interval '1 second', now()
+      from task p where p.title like 'parent %';
+    insert into task (id, title, type, priority, created_by, tags, parent_id, status, created_at, updated_at)
+    select gen_random_uuid(), 'sub ' || t.title || ' ' || g, 'FEATURE', 'LOW', 'seed', '{}', t.id,
+           case when g = 1 then 'COMPLETED'::task_status else 'PENDING'::task_status end, now(), now()
+      from task t cross join generate_series(1, 2) g where 'page' = any(t.tags);
+    insert into task_dependency (task_id, depends_on_id, created_at)
+    select t.id, t.parent_id, now() from task t where 'page' = any(t.tags);
+    insert into task_dependency (task_id, depends_on_id, created_at)
+    select s.id, s.parent_id, now() from task s where s.title like 'sub % 2';
+    insert into task_execution (id, task_id, status, started_at, progress)
+    select gen_random_uuid(), t.id, 'IN_PROGRESS', now(), 0 from task t where 'page' = any(t.tags);
+  `);
+  await c.end();
+});
+afterAll(async () => {
+  await server?.stop();
+  await db?.drop();
+});
+
+const NESTED = `query Nested($first: Int) {
+  tasks(first: $first, filter: { tagsAny: ["page"] }) {
+    nodes {
+      id title
+      parent { id title }
+      dependencies { id status }
+      dependents { id }
+      isBlocked
+      availableTransitions
+      subtaskSummary { total completed percentCompleted }
+      subtasks(first: 5) { totalCount nodes { id title } }
+      executions { nodes { id status } }
+      events { nodes { kind } }
+    }
+  }
+}`;
+
+interface Nested {
+  tasks: {
+    nodes: Array<{
+      parent: { id: string } | null;
+      dependencies: unknown[];
+      dependents: unknown[];
+      isBlocked: boolean;
+      subtaskSummary: { total: number; completed: number; percentCompleted: number };
+      subtasks: { totalCount: number; nodes: unknown[] };
+      executions: { nodes: unknown[] };
+    }>;
+  };
+}
+
+async function statementsFor(first: number): Promise<number> {
+  const requestId = `nested-${first}`;
+  const res = await server.gql<Nested>(NESTED, { first }, { 'x-request-id': requestId });
+  expect(res.body.errors).toBeUndefined();
+  const nodes = res.body.data!.tasks.nodes;
+  expect(nodes).toHaveLength(first);
+  for (const n of nodes) {
+    expect(n.parent).not.toBeNull();
+    expect(n.dependencies).toHaveLength(1);
+    expect(n.dependents).toHaveLength(1);
+    expect(n.isBlocked).toBe(true);
+    expect(n.subtaskSummary).toEqual({ total: 2, completed: 1, percentCompleted: 50 });
+    expect(n.subtasks.totalCount).toBe(2);
+    expect(n.subtasks.nodes).toHaveLength(2);
+    expect(n.executions.nodes).toHaveLength(1);
+  }
+  return (await server.report(requestId)).sqlStatements;
+}
+
+describe('batching', () => {
+  it('answers a nested page of tasks with the same, small number of statements for 10 and for 50 tasks', async () => {
+    const ten = await statementsFor(10);
+    const fifty = await statementsFor(50);
+    expect(fifty).toBe(ten);
+    // The page, parents, dependencies, dependents, blockers (isBlocked and availableTransitions share them),
+    // subtask summaries, subtask pages, subtask counts, executions and events: one statement each, 10 in all.
+    expect(ten).toBe(10);
+  });
+});
