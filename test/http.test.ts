@@ -1,18 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { startServer, waitFor, type TestServer } from './helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor, useServer } from './helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
-
-beforeAll(async () => {
-  db = await createTestDatabase('http');
-  server = await startServer(db.url, { MAX_BODY_BYTES: '4096', NODE_ENV: 'production' });
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
-});
+const { db, server } = useServer('http', { MAX_BODY_BYTES: '4096', NODE_ENV: 'production' });
 
 const post = (body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
   fetch(`${server.url}/graphql`, { method: 'POST', headers, body });

@@ -2,6 +2,8 @@
  * Boots the real server in-process with `createApp` on port 0 against a test database, and talks to it over HTTP.
  */
 import { Writable } from 'node:stream';
+import { afterAll, beforeAll } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { createApp, type App, type OperationReport } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
@@ -82,3 +84,51 @@ export async function waitFor<T>(check: () => Promise<T> | T, what: string, time
 
 export const TASK_FIELDS = `id title description type priority status assignee createdBy tags metadata context progress
   result errorMessage retryCount estimatedMinutes actualMinutes dueAt startedAt completedAt archivedAt createdAt updatedAt version`;
+
+/**
+ * The usual setup of a test file: a fresh database and a server on it for the whole file, stopped and dropped
+ * afterwards. Returns stable handles that work once `beforeAll` has run.
+ */
+export function useServer(label: string, env: Record<string, string> = {}): { db: TestDatabase; server: TestServer } {
+  let db: TestDatabase | undefined;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase(label);
+    server = await startServer(db.url, env);
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await db?.drop();
+  });
+  const live = <T>(get: () => T | undefined, what: string): T => {
+    const value = get();
+    if (!value) throw new Error(`${what} is used before beforeAll ran`);
+    return value;
+  };
+  return {
+    db: {
+      get name() {
+        return live(() => db, 'the database').name;
+      },
+      get url() {
+        return live(() => db, 'the database').url;
+      },
+      client: () => live(() => db, 'the database').client(),
+      drop: () => live(() => db, 'the database').drop(),
+    },
+    server: {
+      get app() {
+        return live(() => server, 'the server').app;
+      },
+      get url() {
+        return live(() => server, 'the server').url;
+      },
+      get logs() {
+        return live(() => server, 'the server').logs;
+      },
+      gql: (query, variables, headers) => live(() => server, 'the server').gql(query, variables, headers),
+      report: (requestId) => live(() => server, 'the server').report(requestId),
+      stop: () => live(() => server, 'the server').stop(),
+    },
+  };
+}

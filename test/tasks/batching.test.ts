@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
+const { db, server } = useServer('batching');
 
 beforeAll(async () => {
-  db = await createTestDatabase('batching');
-  server = await startServer(db.url);
   // 60 tagged tasks, each with a parent, two subtasks, a dependency, a dependent and an execution.
   const c = await db.client();
   await c.query(`
@@ -29,10 +25,6 @@ beforeAll(async () => {
     select gen_random_uuid(), t.id, 'IN_PROGRESS', now(), 0 from task t where 'page' = any(t.tags);
   `);
   await c.end();
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
 });
 
 const NESTED = `query Nested($first: Int) {

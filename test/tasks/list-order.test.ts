@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
+const { db, server } = useServer('order');
 
 type Field = 'CREATED_AT' | 'UPDATED_AT' | 'PRIORITY' | 'DUE_AT' | 'TITLE' | 'STATUS';
 type Order = Array<{ field: Field; direction: 'ASC' | 'DESC' }>;
@@ -49,8 +47,6 @@ async function page(variables: Record<string, unknown>): Promise<Conn> {
 const seeded: Seed[] = [];
 
 beforeAll(async () => {
-  db = await createTestDatabase('order');
-  server = await startServer(db.url);
   const c = await db.client();
   for (let i = 0; i < 40; i++) {
     const row: Seed = {
@@ -69,10 +65,6 @@ beforeAll(async () => {
       [row.id, row.title, row.priority, row.status, row.dueAt, row.createdAt, row.updatedAt],
     );
   }
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
 });
 
 /** The contract's order, independently: enum ranks, due dates missing last in both directions, id last. */

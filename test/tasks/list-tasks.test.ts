@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
+const { db, server } = useServer('list');
 
 interface Row {
   id: string;
@@ -107,8 +105,6 @@ for (const [waiter, deps] of Object.entries(DEPENDS_ON)) {
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('list');
-  server = await startServer(db.url);
   const c = await db.client();
   for (const row of seeded) {
     await c.query(
@@ -124,10 +120,6 @@ beforeAll(async () => {
     }
   }
   await c.end();
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
 });
 
 /** The contract's default order: created_at DESC, then id DESC. */

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServer } from '../helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
+const { db, server } = useServer('stats');
 
 const STATUSES = ['PENDING', 'IN_PROGRESS', 'REVIEW', 'BLOCKED', 'COMPLETED', 'FAILED', 'CANCELLED'];
 const PRIORITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW'];
@@ -73,8 +71,6 @@ async function stats(filter: Record<string, unknown> | null, requestId?: string)
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('stats');
-  server = await startServer(db.url);
   const c = await db.client();
   for (const r of seeded) {
     await c.query(
@@ -88,10 +84,6 @@ beforeAll(async () => {
       await c.query(`insert into task_dependency (task_id, depends_on_id, created_at) values ($1, $2, now())`, [seeded[Number(w)]!.id, seeded[d]!.id]);
     }
   }
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
 });
 
 describe('taskStatistics', () => {

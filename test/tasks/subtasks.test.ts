@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { startServer, type GqlResponse, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useServer, type GqlResponse } from '../helpers/server.js';
 
-let db: TestDatabase;
-let server: TestServer;
+const { db, server } = useServer('subtasks');
 
 interface Seed {
   id: string;
@@ -52,8 +50,6 @@ function kids(i: number, keep: (c: Seed) => boolean = (c) => !c.archived): Seed[
 }
 
 beforeAll(async () => {
-  db = await createTestDatabase('subtasks');
-  server = await startServer(db.url);
   const c = await db.client();
   for (const t of [...parents, ...children]) {
     await c.query(
@@ -62,10 +58,6 @@ beforeAll(async () => {
       [t.id, t.title, t.status, t.parent === null ? ['parent'] : ['child'], t.createdAt, t.archived ? t.createdAt : null, t.parent === null ? null : parents[t.parent]!.id],
     );
   }
-});
-afterAll(async () => {
-  await server?.stop();
-  await db?.drop();
 });
 
 const PAGE = `query Parents($first: Int, $sub: Int) {
