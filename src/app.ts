@@ -20,6 +20,7 @@ import { createApollo } from './graphql/apollo.js';
 import { createContext, type GraphQLContext } from './graphql/context.js';
 import { createHttpServer } from './http/server.js';
 import { HealthService } from './http/health.service.js';
+import { createMetrics } from './http/metrics.js';
 import { OperationRegistry, type Operation } from './lifecycle/operations.js';
 
 /** The life of an app, in order. */
@@ -32,6 +33,10 @@ export interface OperationReport {
   type: string;
   durationMs: number;
   sqlStatements: number;
+  /** `extensions.code` of each error in the response; empty on success. */
+  errorCodes: string[];
+  /** HTTP status of the response. */
+  status: number;
 }
 
 /** How a stop ended: `clean` false means the emergency path ran. */
@@ -73,6 +78,12 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) | undefined;
   const bootAbort = new AbortController();
   const health = new HealthService(() => orm, config.database.poolMax);
+  const metrics = createMetrics({
+    pool: () => poolStats(orm, config.database.poolMax),
+    breakerState: () => 'closed',
+    appState: () => state,
+  });
+  events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
   const operationOf = new WeakMap<FastifyRequest, Operation>();
 
   const http = createHttpServer(log, config.limits.maxBodyBytes, {
@@ -84,6 +95,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       const h = await health.check();
       return h.database ? { ready: true } : { ready: false, reason: 'database not reachable' };
     },
+    metrics: () => metrics.render(),
+    metricsToken: config.metricsToken,
     graphql: async (req, reply) => {
       const op = operations.start(req.id);
       operationOf.set(req, op);
@@ -97,6 +110,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
           type: op.type,
           durationMs: Date.now() - op.startedAt,
           sqlStatements: op.sqlStatements,
+          errorCodes: op.errorCodes,
+          status: reply.statusCode,
         } satisfies OperationReport);
       }
     },

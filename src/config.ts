@@ -68,6 +68,8 @@ const envSchema = z.object({
   MAX_QUERY_DEPTH: int(1, 1000).default(10),
   MAX_ALIASES: int(0, 10_000).default(20),
   MAX_QUERY_COST: int(1).default(10_000),
+  METRICS_TOKEN: z.string().trim().min(16, { message: 'must be at least 16 characters' }).optional(),
+  DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
 });
 
 /** Where the database comes from: a URL the operator gave, or the embedded PostgreSQL the server starts itself. */
@@ -100,6 +102,8 @@ export interface Config {
     readonly connectDeadlineMs: number;
     /** `DB_CLOSE_TIMEOUT_MS` (default 5000): the longest shutdown waits for the pool to close. */
     readonly closeTimeoutMs: number;
+    /** `DB_LEAK_WARNING_MS` (default 10000): a connection or transaction held longer is logged as a possible leak. */
+    readonly leakWarningMs: number;
   };
   readonly shutdown: {
     /** `SHUTDOWN_DELAY_MS` (default 0): readiness is 503 this long before the server stops accepting. */
@@ -113,6 +117,8 @@ export interface Config {
     /** `LOG_PRETTY`: human-readable lines; default on outside production when stdout is a terminal. */
     readonly pretty: boolean;
   };
+  /** `METRICS_TOKEN`: when set, `/metrics` requires `Authorization: Bearer <token>`. */
+  readonly metricsToken: string | undefined;
   readonly limits: {
     /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
     readonly maxBodyBytes: number;
@@ -189,8 +195,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       applicationName: e.DB_APPLICATION_NAME,
       connectDeadlineMs: e.DB_CONNECT_DEADLINE_MS,
       closeTimeoutMs: e.DB_CLOSE_TIMEOUT_MS,
+      leakWarningMs: e.DB_LEAK_WARNING_MS,
     },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
+    metricsToken: e.METRICS_TOKEN,
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? (!production && process.stdout.isTTY === true) },
     limits: {
       maxBodyBytes: e.MAX_BODY_BYTES,

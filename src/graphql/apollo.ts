@@ -17,6 +17,11 @@ const operationPlugin: ApolloServerPlugin<GraphQLContext> = {
         contextValue.operation.name = operationName ?? operation?.name?.value ?? 'anonymous';
         contextValue.operation.type = operation?.operation ?? 'unknown';
       },
+      async willSendResponse({ contextValue, response }) {
+        if (response.body.kind === 'single') {
+          for (const e of response.body.singleResult.errors ?? []) contextValue.operation.errorCodes.push(String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+        }
+      },
       async didEncounterErrors({ contextValue, errors }) {
         for (const error of errors) {
           if (!isUnexpected(error)) continue;

@@ -27,6 +27,10 @@ export interface HttpHooks {
   readiness(): Promise<{ ready: boolean; reason?: string }>;
   /** Executes a GraphQL request (only called when accepting operations). */
   graphql(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+  /** Prometheus exposition of the app's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>;
+  /** A token `/metrics` requires as `Authorization: Bearer <token>`; none when undefined. */
+  metricsToken: string | undefined;
 }
 
 function graphQLError(reply: FastifyReply, status: number, code: string, message: string) {
@@ -72,6 +76,14 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   app.get('/readyz', async (_req, reply) => {
     const { ready, reason } = await hooks.readiness();
     return reply.code(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not ready', reason });
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    if (hooks.metricsToken !== undefined && req.headers.authorization !== `Bearer ${hooks.metricsToken}`) {
+      return graphQLError(reply, 401, 'UNAUTHENTICATED', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>');
+    }
+    const { contentType, body } = await hooks.metrics();
+    return reply.type(contentType).send(body);
   });
 
   const graphql = async (req: FastifyRequest, reply: FastifyReply) => {

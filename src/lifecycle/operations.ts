@@ -15,6 +15,8 @@ export interface Operation {
   readonly startedAt: number;
   /** SQL statements this operation has sent so far. */
   sqlStatements: number;
+  /** `extensions.code` of each error in the response (for metrics). */
+  errorCodes: string[];
 }
 
 export class OperationRegistry {
@@ -24,7 +26,7 @@ export class OperationRegistry {
 
   /** Registers a new operation; call {@link finish} with it exactly once. */
   start(requestId: string): Operation {
-    const op: Operation = { key: this.nextKey++, requestId, name: 'anonymous', type: 'unknown', startedAt: Date.now(), sqlStatements: 0 };
+    const op: Operation = { key: this.nextKey++, requestId, name: 'anonymous', type: 'unknown', startedAt: Date.now(), sqlStatements: 0, errorCodes: [] };
     this.live.set(op.key, op);
     return op;
   }
