@@ -20,6 +20,9 @@ import { createApollo } from './graphql/apollo.js';
 import { createContext, type GraphQLContext } from './graphql/context.js';
 import { createHttpServer } from './http/server.js';
 import { HealthService } from './http/health.service.js';
+import { DatabaseGuard } from './db/guard.js';
+import { TransactionRunner } from './db/transaction.js';
+import { watchPool } from './db/pool-watch.js';
 import { createMetrics } from './http/metrics.js';
 import { OperationRegistry, type Operation } from './lifecycle/operations.js';
 
@@ -77,21 +80,26 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let apollo: ApolloServer<GraphQLContext> | undefined;
   let handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) | undefined;
   const bootAbort = new AbortController();
-  const health = new HealthService(() => orm, config.database.poolMax);
+  const guard = new DatabaseGuard({ log });
+  const transactions = new TransactionRunner({ log, operations, leakWarningMs: config.database.leakWarningMs });
+  let stopPoolWatch: (() => void) | undefined;
   const metrics = createMetrics({
     pool: () => poolStats(orm, config.database.poolMax),
-    breakerState: () => 'closed',
+    breakerState: () => guard.state(),
     appState: () => state,
   });
+  const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
   const operationOf = new WeakMap<FastifyRequest, Operation>();
 
   const http = createHttpServer(log, config.limits.maxBodyBytes, {
     acceptingOperations: () => (state === 'ready' || (state === 'draining' && handler !== undefined)),
     draining: () => state === 'draining' || state === 'stopped',
+    unavailableCode: () => (state === 'booting' ? 'STARTING' : 'SHUTTING_DOWN'),
     unavailableReason: () => (state === 'booting' ? 'the server is starting' : 'the server is shutting down'),
     readiness: async () => {
       if (state !== 'ready') return { ready: false, reason: state };
+      if (guard.state() === 'open') return { ready: false, reason: 'circuit breaker open: the database is failing' };
       const h = await health.check();
       return h.database ? { ready: true } : { ready: false, reason: 'database not reachable' };
     },
@@ -133,7 +141,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       clientUrl = config.database.source.url;
     }
     if (bootAbort.signal.aborted) return;
-    orm = await createOrm(ormOptions({ database: config.database, clientUrl, log, operations }));
+    orm = await createOrm(
+      ormOptions({ database: config.database, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms) }),
+    );
+    const connection = orm.em.getConnection();
+    guard.setProbe(() => connection.getKnex().raw('select 1'));
+    stopPoolWatch = watchPool(orm, log, operations, config.database.leakWarningMs);
+    log.info({ min: config.database.poolMin, max: config.database.poolMax }, 'database pool opened');
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
     if (bootAbort.signal.aborted) return;
     await migrate(orm, log);
@@ -144,7 +158,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       context: async (req) => {
         const op = operationOf.get(req);
         if (!op) throw new Error('GraphQL request without a registered operation');
-        return createContext(root, op, req.log, health);
+        return createContext(root, op, req.log, { health, transactions });
       },
     });
     handler = (req, reply) => apolloHandler.call(http as never, req as never, reply as never) as Promise<unknown>;
@@ -161,6 +175,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   /** Closes what is open after HTTP: Apollo, the pool, the embedded database. Returns false on a timeout. */
   const closeBackends = async (): Promise<boolean> => {
     let clean = true;
+    guard.stop();
+    stopPoolWatch?.();
     await apollo?.stop().catch((err: unknown) => log.warn({ err }, 'apollo stop failed'));
     if (orm) {
       const closed = await closeOrm(orm, config.database.closeTimeoutMs);

@@ -13,6 +13,7 @@ export class PinoOrmLogger extends DefaultLogger {
     options: LoggerOptions,
     private readonly pinoLog: Logger,
     private readonly operations: OperationRegistry,
+    private readonly onQuery?: (tookMs: number) => void,
   ) {
     super(options);
   }
@@ -33,6 +34,7 @@ export class PinoOrmLogger extends DefaultLogger {
   }
 
   override logQuery(context: { query: string } & LogContext): void {
+    if (typeof context.took === 'number') this.onQuery?.(context.took);
     const opKey = context.opKey as number | undefined;
     if (opKey !== undefined) {
       const op = this.operations.get(opKey);

@@ -14,6 +14,8 @@ import { TaskDependencySchema } from '../tasks/dependency.entity.js';
 import { TaskExecutionSchema } from '../tasks/execution.entity.js';
 import { TaskEventSchema } from '../tasks/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
+import { resilientDriver } from './driver.js';
+import type { DatabaseGuard } from './guard.js';
 
 /** The repository root: migrations are found relative to it, whatever the working directory. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,12 +28,16 @@ export interface OrmOptionsInput {
   clientUrl: string;
   log: Logger;
   operations: OperationRegistry;
+  /** The circuit breaker statements go through; without it (the CLI) the plain driver is used. */
+  guard?: DatabaseGuard;
+  /** Called with each statement's duration in ms (metrics). */
+  onQuery?: (tookMs: number) => void;
 }
 
 /** Builds the ORM options from configuration. Used by the server and by `mikro-orm.config.ts` (the CLI). */
-export function ormOptions({ database, clientUrl, log, operations }: OrmOptionsInput): Options {
+export function ormOptions({ database, clientUrl, log, operations, guard, onQuery }: OrmOptionsInput): Options {
   return {
-    driver: PostgreSqlDriver,
+    driver: guard ? resilientDriver(guard, log) : PostgreSqlDriver,
     entities: ENTITIES,
     clientUrl,
     baseDir: PROJECT_ROOT,
@@ -52,6 +58,11 @@ export function ormOptions({ database, clientUrl, log, operations }: OrmOptionsI
       connection: {
         application_name: database.applicationName,
         statement_timeout: database.statementTimeoutMs,
+        // Client-side bounds for what statement_timeout cannot catch (a frozen backend or a dead network):
+        // a read that gets no answer fails instead of hanging, and so does a connection attempt.
+        ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 5000 } : {}),
+        connectionTimeoutMillis: database.acquireTimeoutMs,
+        keepAlive: true,
       },
     },
     extensions: [Migrator],
@@ -67,7 +78,7 @@ export function ormOptions({ database, clientUrl, log, operations }: OrmOptionsI
     },
     // .ts migrations load through the host's loader (tsx or vitest), not through a require hook.
     dynamicImportProvider: (id: string) => import(id),
-    loggerFactory: (options) => new PinoOrmLogger(options, log.child({ component: 'orm' }), operations),
+    loggerFactory: (options) => new PinoOrmLogger(options, log.child({ component: 'orm' }), operations, onQuery),
   };
 }
 

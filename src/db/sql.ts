@@ -8,6 +8,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Knex } from '@mikro-orm/postgresql';
+import { isGuarded, isReadOnlyStatement } from './driver.js';
 
 /** A statement and its parameters: `?` placeholders; an array parameter is sent as one PostgreSQL array (`= any(?)`). */
 export interface Sql {
@@ -50,23 +51,31 @@ interface Counted {
   logQuery(query: string, context?: Record<string, unknown>): void;
 }
 
-/** Runs a statement on the operation's connection with bind parameters; returns the rows. */
+/**
+ * Runs a statement on the operation's connection (its transaction, if any) with bind parameters; returns the
+ * rows. It goes through the circuit breaker, and a read outside a transaction is retried once if its connection
+ * died, like every ORM statement (src/db/driver.ts).
+ */
 export async function query<T = Record<string, unknown>>(em: EntityManager, statement: Sql): Promise<T[]> {
   const connection = em.getConnection();
-  const knex = connection.getKnex();
-  const q = knex.raw(statement.text, statement.params as Knex.RawBinding[]);
   const trx = em.getTransactionContext<Knex.Transaction>();
-  if (trx) void q.transacting(trx);
-  // `logQuery` is protected in MikroORM's types; calling it keeps logging and per-operation SQL counts uniform.
-  (connection as unknown as Counted).logQuery(statement.text, em.getLoggerContext());
-  try {
-    const result = (await q) as { rows: T[] };
-    return result.rows;
-  } catch (err) {
-    // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
-    // mapping does not depend on which path a statement took.
-    throw em.getPlatform().getExceptionConverter().convertException(err as Error);
-  }
+  const run = async (): Promise<T[]> => {
+    const q = connection.getKnex().raw(statement.text, statement.params as Knex.RawBinding[]);
+    if (trx) void q.transacting(trx);
+    const started = performance.now();
+    try {
+      const result = (await q) as { rows: T[] };
+      return result.rows;
+    } catch (err) {
+      // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
+      // mapping does not depend on which path a statement took.
+      throw em.getPlatform().getExceptionConverter().convertException(err as Error);
+    } finally {
+      // `logQuery` is protected in MikroORM's types; calling it keeps logging, SQL counts and timings uniform.
+      (connection as unknown as Counted).logQuery(statement.text, { ...em.getLoggerContext(), took: performance.now() - started });
+    }
+  };
+  return isGuarded(connection) ? connection.guarded(run, !trx && isReadOnlyStatement(statement.text)) : run();
 }
 
 /** An {@link Sql} from text with `?` placeholders and its parameters. */

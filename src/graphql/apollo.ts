@@ -19,7 +19,10 @@ const operationPlugin: ApolloServerPlugin<GraphQLContext> = {
       },
       async willSendResponse({ contextValue, response }) {
         if (response.body.kind === 'single') {
-          for (const e of response.body.singleResult.errors ?? []) contextValue.operation.errorCodes.push(String(e.extensions?.code ?? 'INTERNAL_SERVER_ERROR'));
+          for (const e of response.body.singleResult.errors ?? []) {
+            const code = e.extensions?.code;
+            contextValue.operation.errorCodes.push(typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR');
+          }
         }
       },
       async didEncounterErrors({ contextValue, errors }) {

@@ -12,6 +12,13 @@ import { StatusService } from '../tasks/status.service.js';
 import { DependencyService } from '../tasks/dependency.service.js';
 import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
+import type { TransactionRunner } from '../db/transaction.js';
+
+/** What every operation's context shares with the app. */
+export interface AppServices {
+  health: HealthService;
+  transactions: TransactionRunner;
+}
 
 export interface GraphQLContext {
   readonly requestId: string;
@@ -39,7 +46,7 @@ export interface GraphQLContext {
  *
  * @param root the ORM's root EntityManager (never used directly: `allowGlobalContext` is off).
  */
-export function createContext(root: EntityManager, operation: Operation, log: FastifyBaseLogger, health: HealthService): GraphQLContext {
+export function createContext(root: EntityManager, operation: Operation, log: FastifyBaseLogger, { health, transactions }: AppServices): GraphQLContext {
   const em = root.fork({ loggerContext: { opKey: operation.key, requestId: operation.requestId } });
   const loaders = createTaskLoaders(em);
   const actor = 'anonymous';
@@ -51,10 +58,10 @@ export function createContext(root: EntityManager, operation: Operation, log: Fa
     actor,
     em,
     loaders,
-    tasks: new TaskService(em, loaders, actor),
-    status: new StatusService(em, actor),
-    dependencies: new DependencyService(em, actor),
-    removal: new RemovalService(em, actor),
+    tasks: new TaskService(em, loaders, actor, transactions),
+    status: new StatusService(em, actor, transactions),
+    dependencies: new DependencyService(em, actor, transactions),
+    removal: new RemovalService(em, actor, transactions),
     health,
     loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
       let found = memo.get(key) as DataLoader<K, V> | undefined;

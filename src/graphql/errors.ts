@@ -4,6 +4,7 @@
  */
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
+import { isBrokenCircuitError } from 'cockatiel';
 import {
   ConnectionException,
   DeadlockException,
@@ -62,8 +63,13 @@ export class AppError extends GraphQLError {
     );
   }
 
-  static unavailable(reason: string): AppError {
-    return new AppError('SERVICE_UNAVAILABLE', `Service unavailable: ${reason}. Try again shortly.`, {}, { status: 503 });
+  /**
+   * The database cannot serve the request now; `reason` (in `extensions.reason`) tells clients and operators which
+   * failure it was: DATABASE_UNREACHABLE, CIRCUIT_OPEN, POOL_EXHAUSTED, STATEMENT_TIMEOUT, QUERY_TIMEOUT,
+   * TRANSACTION_CONFLICT, STARTING or SHUTTING_DOWN.
+   */
+  static unavailable(message: string, reason = 'DATABASE_UNREACHABLE'): AppError {
+    return new AppError('SERVICE_UNAVAILABLE', `Service unavailable: ${message}. Try again shortly.`, { reason }, { status: 503 });
   }
 
   static internal(): AppError {
@@ -85,22 +91,29 @@ export function isConnectionError(err: unknown): boolean {
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   if (/^(08|57P0)/.test(code)) return true; // connection exceptions, admin/crash shutdown
   const message = typeof e?.message === 'string' ? e.message : '';
-  return /Knex: Timeout acquiring a connection|Connection terminated|connection is closed/i.test(message);
+  return /Knex: Timeout acquiring a connection|Connection terminated|connection is closed|Query read timeout|Connection ended unexpectedly/i.test(message);
 }
 
 /** Maps a known database failure to a deliberate error; undefined for anything unexpected. */
 export function mapKnownError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
+  const message = (err as { message?: unknown } | null)?.message;
+  const text = typeof message === 'string' ? message : '';
+  if (isBrokenCircuitError(err)) return AppError.unavailable('the database is failing, requests are refused for a moment', 'CIRCUIT_OPEN');
+  if (text.includes('Timeout acquiring a connection')) {
+    return AppError.unavailable('every database connection is busy (DB_ACQUIRE_TIMEOUT_MS passed)', 'POOL_EXHAUSTED');
+  }
+  if (text.includes('Query read timeout')) return AppError.unavailable('the database did not answer in time', 'QUERY_TIMEOUT');
   if (isConnectionError(err)) return AppError.unavailable('the database is not reachable');
   const state = sqlStateOf(err);
   if (err instanceof OptimisticLockError) {
     return new AppError('VERSION_CONFLICT', 'The task was changed by another request: re-read it and try again');
   }
   if (state === '57014') {
-    return AppError.unavailable('the statement took longer than DB_STATEMENT_TIMEOUT_MS and was cancelled');
+    return AppError.unavailable('the statement took longer than DB_STATEMENT_TIMEOUT_MS and was cancelled', 'STATEMENT_TIMEOUT');
   }
   if (err instanceof DeadlockException || err instanceof LockWaitTimeoutException || state === '40001' || state === '40P01') {
-    return AppError.unavailable('the database could not serialize concurrent changes');
+    return AppError.unavailable('the database could not serialize concurrent changes', 'TRANSACTION_CONFLICT');
   }
   if (err instanceof UniqueConstraintViolationException) {
     return new AppError('BAD_USER_INPUT', 'A record with this identity already exists');

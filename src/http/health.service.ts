@@ -15,6 +15,7 @@ export class HealthService {
   constructor(
     private readonly orm: () => MikroORM | undefined,
     private readonly poolMax: number,
+    private readonly onPing: (ms: number) => void = () => undefined,
   ) {}
 
   /** Pings PostgreSQL once (`select 1`) and reports how long it took. */
@@ -31,6 +32,7 @@ export class HealthService {
       }
     }
     const responseTimeMs = Math.round((performance.now() - started) * 1000) / 1000;
+    if (database) this.onPing(responseTimeMs);
     return { status: database ? 'ok' : 'degraded', database, responseTimeMs, pool: poolStats(orm, this.poolMax) };
   }
 }

@@ -23,6 +23,8 @@ export interface HttpHooks {
   draining(): boolean;
   /** Why operations are refused right now (booting, draining...). */
   unavailableReason(): string;
+  /** The same as a code for `extensions.reason`: STARTING or SHUTTING_DOWN. */
+  unavailableCode(): string;
   /** Readiness: ready and the database answers. */
   readiness(): Promise<{ ready: boolean; reason?: string }>;
   /** Executes a GraphQL request (only called when accepting operations). */
@@ -89,7 +91,8 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   const graphql = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!hooks.acceptingOperations()) {
       void reply.header('retry-after', '1');
-      return graphQLError(reply, 503, 'SERVICE_UNAVAILABLE', `Service unavailable: ${hooks.unavailableReason()}. Try again shortly.`);
+      const body = { errors: [{ message: `Service unavailable: ${hooks.unavailableReason()}. Try again shortly.`, extensions: { code: 'SERVICE_UNAVAILABLE', reason: hooks.unavailableCode() } }] };
+      return reply.code(503).type('application/json; charset=utf-8').send(body);
     }
     return hooks.graphql(req, reply);
   };

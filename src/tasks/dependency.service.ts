@@ -3,6 +3,7 @@
  * lock, so the cycle check and the insert are atomic: two concurrent additions A->B and B->A cannot both pass.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { changeTask, lockTask } from './events.js';
@@ -16,6 +17,7 @@ export class DependencyService {
   constructor(
     private readonly em: EntityManager,
     private readonly actor: string,
+    private readonly transactions: TransactionRunner,
   ) {}
 
   /** Makes `taskId` wait for `dependsOnId`; returns the waiting task. Adding an existing edge changes nothing. */
@@ -23,7 +25,7 @@ export class DependencyService {
     const taskId = parseId(taskIdInput, 'taskId');
     const dependsOnId = parseId(dependsOnIdInput, 'dependsOnId');
     if (taskId === dependsOnId) throw new AppError('CYCLE_DETECTED', 'A task cannot depend on itself', { taskId, dependsOnId });
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       await query(tx, toSql('select pg_advisory_xact_lock(?)', [DEPENDENCY_GRAPH_LOCK_KEY]));
       const task = await lockTask(tx, taskId);
       // KEY SHARE: the other task cannot be deleted under us, and its own updates are not held up.
@@ -58,7 +60,7 @@ export class DependencyService {
   async remove(taskIdInput: string, dependsOnIdInput: string): Promise<Task> {
     const taskId = parseId(taskIdInput, 'taskId');
     const dependsOnId = parseId(dependsOnIdInput, 'dependsOnId');
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       const task = await lockTask(tx, taskId);
       const deleted = await query<{ task_id: string }>(tx, toSql('delete from task_dependency where task_id = ? and depends_on_id = ? returning task_id',
         [taskId, dependsOnId],

@@ -4,6 +4,7 @@
  */
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { changeTask, lockTask, recordEvent } from './events.js';
 import { Task } from './task.entity.js';
@@ -13,6 +14,7 @@ export class RemovalService {
   constructor(
     private readonly em: EntityManager,
     private readonly actor: string,
+    private readonly transactions: TransactionRunner,
   ) {}
 
   /** Archives a task (ARCHIVED event); archiving an archived task changes nothing. */
@@ -26,7 +28,7 @@ export class RemovalService {
   }
 
   private async setArchived(taskId: string, archived: boolean): Promise<Task> {
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       const task = await lockTask(tx, taskId);
       if ((task.archivedAt != null) === archived) return task;
       changeTask(tx, task, archived ? 'ARCHIVED' : 'UNARCHIVED', this.actor, () => (task.archivedAt = archived ? new Date() : null));
@@ -42,7 +44,7 @@ export class RemovalService {
    */
   async delete(id: string): Promise<string> {
     const taskId = parseId(id);
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       const task = await lockTask(tx, taskId);
       const dependents = await query<{ task_id: string }>(tx, toSql('select task_id from task_dependency where depends_on_id = ?', [taskId]));
       const affected = await tx.find(

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { TaskExecution, type LogLevel } from './execution.entity.js';
@@ -25,6 +26,7 @@ export class StatusService {
   constructor(
     private readonly em: EntityManager,
     private readonly actor: string,
+    private readonly transactions: TransactionRunner,
   ) {}
 
   /**
@@ -33,7 +35,7 @@ export class StatusService {
    */
   async transition(id: string, to: TaskStatus, expectedVersion?: number | null, details: TransitionDetails = {}): Promise<Task> {
     const taskId = parseId(id);
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       const task = await lockTask(tx, taskId, expectedVersion);
       const from = task.status;
       if (from === to) {
@@ -64,7 +66,7 @@ export class StatusService {
   async reportProgress(id: string, progress: number, message: string | null | undefined, level: LogLevel): Promise<Task> {
     const taskId = parseId(id);
     const value = parseProgress(progress);
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       const task = await lockTask(tx, taskId);
       if (task.status !== 'IN_PROGRESS') {
         throw new AppError('INVALID_TRANSITION', `Progress is reported only while IN_PROGRESS; the task is ${task.status}`, {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { Task } from './task.entity.js';
@@ -24,6 +25,7 @@ export class TaskService {
     private readonly em: EntityManager,
     private readonly loaders: TaskLoaders,
     private readonly actor: string,
+    private readonly transactions: TransactionRunner,
   ) {}
 
   /** A task by id (archived or not), or null. Batched with every other read of this operation. */
@@ -59,7 +61,7 @@ export class TaskService {
       }),
     );
     const run = () =>
-      this.em.transactional(async (tx) => {
+      this.transactions.run(this.em, async (tx) => {
         const clientIds = items.flatMap((i) => (i.id ? [i.id] : []));
         const known = new Map((clientIds.length ? await tx.find(Task, { id: { $in: clientIds } }) : []).map((t) => [t.id, t]));
         const newIds = items.map((i) => i.id ?? randomUUID());
@@ -112,7 +114,7 @@ export class TaskService {
   async update(id: string, input: UpdateTaskInput, expectedVersion?: number | null): Promise<Task> {
     const taskId = parseId(id);
     const changes = validateUpdate(input);
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
       const task = await lockTask(tx, taskId, expectedVersion);
       await this.applyUpdate(tx, task, changes);
@@ -126,7 +128,7 @@ export class TaskService {
     if (ids.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${ids.length})`, 'ids');
     const taskIds = ids.map((id) => parseId(id, 'ids'));
     const changes = validateUpdate(input);
-    return this.em.transactional(async (tx) => {
+    return this.transactions.run(this.em, async (tx) => {
       if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
       // Locked in id order, so two batches over overlapping tasks queue up instead of deadlocking.
       const tasks = await tx.find(Task, { id: { $in: [...new Set(taskIds)] } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' }, refresh: true });

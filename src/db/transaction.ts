@@ -1,0 +1,53 @@
+/**
+ * Transactions for the services: one `em.transactional` per mutation, retried a bounded number of times when
+ * PostgreSQL aborts it for a serialization failure or a deadlock (the transaction rolled back, so running it again
+ * cannot apply the change twice), and watched: one held longer than DB_LEAK_WARNING_MS is logged at WARN with
+ * its operation and request id.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from '../logger.js';
+import type { OperationRegistry } from '../lifecycle/operations.js';
+import { sqlStateOf } from '../graphql/errors.js';
+import { backoffDelay } from './orm.js';
+
+/** SQLSTATEs after which the whole transaction may simply run again. */
+const RETRYABLE = new Set(['40001', '40P01']);
+
+export interface TransactionRunnerOptions {
+  log: Logger;
+  operations: OperationRegistry;
+  leakWarningMs: number;
+  /** Attempts in all, the first included. */
+  maxAttempts?: number;
+}
+
+export class TransactionRunner {
+  constructor(private readonly options: TransactionRunnerOptions) {}
+
+  /** Runs `work` in a transaction on `em` (the operation's fork), with the retries and the watch above. */
+  async run<T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+    const { log, operations, leakWarningMs, maxAttempts = 3 } = this.options;
+    const context = em.getLoggerContext<{ opKey?: number; requestId?: string }>();
+    for (let attempt = 1; ; attempt++) {
+      const started = Date.now();
+      const watch = setTimeout(() => {
+        const op = context.opKey !== undefined ? operations.get(context.opKey) : undefined;
+        log.warn(
+          { requestId: context.requestId, operation: op?.name, heldMs: Date.now() - started },
+          'transaction held longer than DB_LEAK_WARNING_MS: a possible leak',
+        );
+      }, leakWarningMs);
+      watch.unref();
+      try {
+        return await em.transactional(work);
+      } catch (err) {
+        const state = sqlStateOf(err) ?? sqlStateOf((err as { cause?: unknown }).cause);
+        if (attempt >= maxAttempts || !state || !RETRYABLE.has(state)) throw err;
+        log.warn({ requestId: context.requestId, attempt, sqlState: state }, 'transaction aborted by PostgreSQL (serialization failure or deadlock): running it again');
+        await new Promise((r) => setTimeout(r, 10 + backoffDelay(attempt, 20, 200)));
+      } finally {
+        clearTimeout(watch);
+      }
+    }
+  }
+}
