@@ -12,6 +12,9 @@ import type { DatabaseGuard } from './guard.js';
 
 type ExecuteArgs = Parameters<PostgreSqlConnection['execute']>;
 
+/** Pause before retrying on a fresh connection. */
+const RETRY_PAUSE_MS = 50;
+
 /** What hand-written SQL (src/db/sql.ts) uses to go through the same breaker and read retry. */
 export interface GuardedConnection {
   /** Runs `call` through the breaker; when `retryable`, a connection-level failure is retried once. */
@@ -44,9 +47,12 @@ export function resilientDriver(guard: DatabaseGuard, log: Logger): new (config:
 
     guarded<T>(call: () => Promise<T>, retryable: boolean): Promise<T> {
       const once = () => guard.run(call);
-      return once().catch((err: unknown) => {
+      return once().catch(async (err: unknown) => {
         if (!retryable || !isConnectionError(err)) throw err;
         log.warn({ err }, 'read failed on a dead connection: retrying once on a fresh one');
+        // The dead connection may be back in the pool for a moment before its close event marks it unusable;
+        // a short pause lets the pool discard it, so the retry gets a fresh one.
+        await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
         return once();
       });
     }
@@ -55,7 +61,8 @@ export function resilientDriver(guard: DatabaseGuard, log: Logger): new (config:
       const [options] = args;
       // A savepoint inside a transaction reuses its connection; only a new transaction needs the pool.
       if (options?.ctx) return super.begin(...args);
-      return guard.run(() => super.begin(...args));
+      // A BEGIN that fails on a dead connection ran nothing of the transaction: safe to try once more.
+      return this.guarded(() => super.begin(...args), true);
     }
   }
 

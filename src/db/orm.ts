@@ -60,9 +60,16 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
         statement_timeout: database.statementTimeoutMs,
         // Client-side bounds for what statement_timeout cannot catch (a frozen backend or a dead network):
         // a read that gets no answer fails instead of hanging, and so does a connection attempt.
-        ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 5000 } : {}),
+        ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 1000 } : {}),
         connectionTimeoutMillis: database.acquireTimeoutMs,
         keepAlive: true,
+      },
+      // knex reports a connection that died while idle ("Connection Error: ...") on the console; log it instead.
+      log: {
+        warn: (message: unknown) => log.warn({ component: 'knex' }, String(message)),
+        error: (message: unknown) => log.error({ component: 'knex' }, String(message)),
+        deprecate: (message: unknown) => log.debug({ component: 'knex' }, String(message)),
+        debug: (message: unknown) => log.debug({ component: 'knex' }, String(message)),
       },
     },
     extensions: [Migrator],

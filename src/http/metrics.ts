@@ -1,8 +1,14 @@
 /**
- * Prometheus metrics (prom-client), one registry per app.
+ * Prometheus metrics (prom-client), one registry per app: several apps live in one test process, and the global
+ * default registry would make them share (and double-register) every metric.
+ *
+ * Live state (pool, circuit breaker, server state) is read from {@link MetricsSources} at scrape time, so a scrape
+ * always shows the present and nothing has to push updates. Operation, SQL and ping timings are observed as they
+ * happen. Label values that clients choose (operation names) are bounded: see {@link BoundedLabel}.
  */
-import { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PoolStats } from '../db/pool.js';
+import { ERROR_CODES } from '../graphql/errors.js';
 
 /** Where the metrics read live state from. */
 export interface MetricsSources {
@@ -31,14 +37,182 @@ export interface Metrics {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-/** Builds the app's metrics. */
-export function createMetrics(_sources: MetricsSources): Metrics {
+/** How many distinct client-chosen operation names get their own label value before new ones become `other`. */
+export const MAX_OPERATION_NAMES = 200;
+/** Error codes outside the contract's closed set that may still get their own label value (Apollo adds a few). */
+const MAX_EXTRA_ERROR_CODES = 20;
+
+const OPERATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const OPERATION_TYPES: ReadonlySet<string> = new Set(['query', 'mutation', 'subscription']);
+
+/** Operations last from about a millisecond (`__typename`) to the acquire/statement timeouts (seconds). */
+const OPERATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** A single statement or ping is usually well under a millisecond on a local database. */
+const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Fibonacci: fine steps where batching matters (0..5), coarse ones where an N+1 shows up. */
+const SQL_STATEMENT_BUCKETS = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55];
+
+const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
+const SERVER_STATE = { booting: 0, ready: 1, draining: 2, stopped: 3 } as const;
+
+/**
+ * Maps untrusted strings to a bounded set of label values: every series is kept in memory until the process
+ * exits, so a client sending random names must not be able to grow it without limit.
+ */
+export class BoundedLabel {
+  private readonly seen = new Set<string>();
+
+  /**
+   * @param pattern what a value must look like to be used as is (else `invalid`)
+   * @param limit how many distinct values are admitted (after that, new ones become `other`)
+   * @param preset values always admitted, not counted against `limit`
+   */
+  constructor(
+    private readonly pattern: RegExp,
+    private readonly limit: number,
+    private readonly preset: ReadonlySet<string> = new Set(),
+  ) {}
+
+  /** The label value to record for `value`. */
+  of(value: string): string {
+    if (this.preset.has(value) || this.seen.has(value)) return value;
+    if (!this.pattern.test(value)) return 'invalid';
+    if (this.seen.size >= this.limit) return 'other';
+    this.seen.add(value);
+    return value;
+  }
+}
+
+/** Registers the gauges that read live state from `sources` when scraped. */
+function registerStateGauges(registry: Registry, sources: MetricsSources): void {
+  const registers = [registry];
+  // Each gauge reads the pool itself. A scrape runs every collect() in one synchronous pass, so the readings agree
+  // with each other (size = used + free) without a shared snapshot that could go stale between scrapes.
+  const readPool = (): PoolStats | undefined => {
+    try {
+      return sources.pool();
+    } catch {
+      // A pool being torn down (shutdown, reconnect) must not fail the whole scrape: keep the last values.
+      return undefined;
+    }
+  };
+  new Gauge({
+    name: 'db_pool_connections',
+    help: 'Pooled database connections by state: used (checked out) or free (idle in the pool).',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const pool = readPool();
+      if (!pool) return;
+      this.set({ state: 'used' }, pool.used);
+      this.set({ state: 'free' }, pool.free);
+    },
+  });
+  const poolGauge = (name: string, help: string, read: (p: PoolStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const p = readPool();
+        if (p) this.set(read(p));
+      },
+    });
+  poolGauge('db_pool_size', 'Open database connections in the pool (used + free).', (p) => p.size);
+  poolGauge('db_pool_pending_acquires', 'Operations waiting for a pooled connection.', (p) => p.pending);
+  poolGauge('db_pool_max', 'The most connections the pool may open (DB_POOL_MAX).', (p) => p.max);
+
+  new Gauge({
+    name: 'circuit_breaker_state',
+    help: 'The database circuit breaker: 0 closed, 1 half-open, 2 open (failing fast).',
+    registers,
+    collect() {
+      this.set(BREAKER_STATE[sources.breakerState()]);
+    },
+  });
+  new Gauge({
+    name: 'server_state',
+    help: 'The server lifecycle state: 0 booting, 1 ready, 2 draining, 3 stopped.',
+    registers,
+    collect() {
+      this.set(SERVER_STATE[sources.appState()]);
+    },
+  });
+  new Gauge({
+    name: 'server_draining',
+    help: '1 while the server is shutting down (readiness 503, no new connections), else 0.',
+    registers,
+    collect() {
+      const state = sources.appState();
+      this.set(state === 'draining' || state === 'stopped' ? 1 : 0);
+    },
+  });
+}
+
+/**
+ * Builds the app's metrics on a registry of its own.
+ *
+ * @param sources live state read at every scrape (pool statistics, breaker and server state)
+ */
+export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+  registerStateGauges(registry, sources);
+
+  const operationDuration = new Histogram({
+    name: 'graphql_operation_duration_seconds',
+    help: 'GraphQL operations from request to response, by operation name and type.',
+    labelNames: ['operation', 'type'] as const,
+    buckets: OPERATION_BUCKETS,
+    registers,
+  });
+  const errors = new Counter({
+    name: 'graphql_errors_total',
+    help: 'Errors in GraphQL responses, by extensions.code (one per error).',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const sqlStatements = new Histogram({
+    name: 'graphql_operation_sql_statements',
+    help: 'SQL statements sent per GraphQL operation, by operation type.',
+    labelNames: ['type'] as const,
+    buckets: SQL_STATEMENT_BUCKETS,
+    registers,
+  });
+  const queryDuration = new Histogram({
+    name: 'db_query_duration_seconds',
+    help: 'Round trip of each SQL statement, as timed by MikroORM.',
+    buckets: QUERY_BUCKETS,
+    registers,
+  });
+  const pingDuration = new Histogram({
+    name: 'db_ping_duration_seconds',
+    help: 'Round trip of each health ping (select 1) to PostgreSQL.',
+    buckets: QUERY_BUCKETS,
+    registers,
+  });
+
+  // `anonymous` is what the app reports for unnamed operations (and ones that never parsed).
+  const operationNames = new BoundedLabel(OPERATION_NAME, MAX_OPERATION_NAMES, new Set(['anonymous']));
+  const errorCodes = new BoundedLabel(ERROR_CODE, MAX_EXTRA_ERROR_CODES, new Set(ERROR_CODES));
+
   return {
     registry,
-    observeOperation: () => undefined,
-    observeQuery: () => undefined,
-    observePing: () => undefined,
+    observeOperation(op) {
+      const type = OPERATION_TYPES.has(op.type) ? op.type : 'unknown';
+      operationDuration.observe({ operation: operationNames.of(op.name), type }, op.durationMs / 1000);
+      sqlStatements.observe({ type }, op.sqlStatements);
+      for (const code of op.errorCodes) errors.inc({ code: errorCodes.of(code) });
+    },
+    observeQuery(tookMs) {
+      // MikroORM leaves `took` undefined for some statements; a NaN would poison the histogram's sum.
+      if (Number.isFinite(tookMs)) queryDuration.observe(tookMs / 1000);
+    },
+    observePing(ms) {
+      if (Number.isFinite(ms)) pingDuration.observe(ms / 1000);
+    },
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };
 }

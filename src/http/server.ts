@@ -2,7 +2,7 @@
  * The Fastify server: request ids, `/healthz`, `/readyz`, and `/graphql`, which answers 503 SERVICE_UNAVAILABLE
  * until the app is ready and hands everything else to Apollo.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../logger.js';
@@ -33,6 +33,13 @@ export interface HttpHooks {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** A token `/metrics` requires as `Authorization: Bearer <token>`; none when undefined. */
   metricsToken: string | undefined;
+}
+
+/** Compares a presented credential with the expected one in constant time. */
+function sameSecret(presented: string | undefined, expected: string): boolean {
+  const a = Buffer.from(presented ?? '');
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function graphQLError(reply: FastifyReply, status: number, code: string, message: string) {
@@ -81,7 +88,7 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   });
 
   app.get('/metrics', async (req, reply) => {
-    if (hooks.metricsToken !== undefined && req.headers.authorization !== `Bearer ${hooks.metricsToken}`) {
+    if (hooks.metricsToken !== undefined && !sameSecret(req.headers.authorization, `Bearer ${hooks.metricsToken}`)) {
       return graphQLError(reply, 401, 'UNAUTHENTICATED', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>');
     }
     const { contentType, body } = await hooks.metrics();
