@@ -83,6 +83,21 @@ export function sqlStateOf(err: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/**
+ * What pg, knex and tarn say when a connection is lost or cannot be had; none of these says anything about the
+ * statement itself.
+ */
+const CONNECTION_FAILURE_MESSAGES = [
+  /Knex: Timeout acquiring a connection/i,
+  /Connection terminated/i,
+  /Connection ended unexpectedly/i,
+  /connection is closed/i,
+  /not queryable/i, // pg: "Client has encountered a connection error and is not queryable"
+  /Query read timeout/i,
+  /the database system is (shutting down|starting up)/i,
+  /Transaction query already complete/i, // knex: the transaction's connection died under it
+];
+
 /** Is this a failure to reach the database (refused, reset, pool timeout), rather than a bad statement? */
 export function isConnectionError(err: unknown): boolean {
   if (err instanceof ConnectionException) return true;
@@ -91,7 +106,7 @@ export function isConnectionError(err: unknown): boolean {
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   if (/^(08|57P0)/.test(code)) return true; // connection exceptions, admin/crash shutdown
   const message = typeof e?.message === 'string' ? e.message : '';
-  return /Knex: Timeout acquiring a connection|Connection terminated|connection is closed|Query read timeout|Connection ended unexpectedly/i.test(message);
+  return CONNECTION_FAILURE_MESSAGES.some((pattern) => pattern.test(message));
 }
 
 /** Maps a known database failure to a deliberate error; undefined for anything unexpected. */
