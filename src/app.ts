@@ -151,7 +151,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
     if (bootAbort.signal.aborted) return;
     await migrate(orm, log);
-    apollo = createApollo({ nodeEnv: config.nodeEnv, log });
+    apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits });
     await apollo.start();
     const root = orm.em;
     const apolloHandler = fastifyApolloHandler(apollo, {

@@ -69,6 +69,16 @@ const envSchema = z.object({
   MAX_ALIASES: int(0, 10_000).default(20),
   MAX_QUERY_COST: int(1).default(10_000),
   METRICS_TOKEN: z.string().trim().min(16, { message: 'must be at least 16 characters' }).optional(),
+  AUTH_JWT_SECRET: z.string().min(32, { message: 'must be at least 32 characters (HS256 key)' }).optional(),
+  AUTH_JWKS_URL: nonEmpty.url({ message: 'expected an http(s) URL of a JWKS' }).optional(),
+  AUTH_ISSUER: nonEmpty.optional(),
+  AUTH_AUDIENCE: nonEmpty.optional(),
+  MAX_DIRECTIVES: int(0, 10_000).default(50),
+  MAX_TOKENS: int(1, 1_000_000).default(5000),
+  ALLOW_BATCHED_REQUESTS: bool.default(false),
+  OPERATION_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
+  INTROSPECTION: bool.optional(),
+  TRUST_PROXY: bool.default(false),
   DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
 });
 
@@ -119,6 +129,21 @@ export interface Config {
   };
   /** `METRICS_TOKEN`: when set, `/metrics` requires `Authorization: Bearer <token>`. */
   readonly metricsToken: string | undefined;
+  /** Bearer-token authentication; `undefined` (off) when neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set. */
+  readonly auth:
+    | {
+        /** `AUTH_JWT_SECRET`: HS256 key (at least 32 characters). */
+        readonly secret: string | undefined;
+        /** `AUTH_JWKS_URL`: where the RS256/ES256 public keys are published. */
+        readonly jwksUrl: string | undefined;
+        /** `AUTH_ISSUER`: the required `iss`, when set. */
+        readonly issuer: string | undefined;
+        /** `AUTH_AUDIENCE`: the required `aud`, when set. */
+        readonly audience: string | undefined;
+      }
+    | undefined;
+  /** `TRUST_PROXY` (default false): take the client address from `X-Forwarded-For` (behind a balancer). */
+  readonly trustProxy: boolean;
   readonly limits: {
     /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
     readonly maxBodyBytes: number;
@@ -130,6 +155,16 @@ export interface Config {
     readonly maxAliases: number;
     /** `MAX_QUERY_COST` (default 10000). */
     readonly maxQueryCost: number;
+    /** `MAX_DIRECTIVES` (default 50): directives in one operation. */
+    readonly maxDirectives: number;
+    /** `MAX_TOKENS` (default 5000): lexical tokens in one document, counted before it is parsed in full. */
+    readonly maxTokens: number;
+    /** `ALLOW_BATCHED_REQUESTS` (default false): accept a JSON array of operations in one request. */
+    readonly allowBatchedRequests: boolean;
+    /** `OPERATION_TIMEOUT_MS` (default 30000; 0 = none): an operation still running after this is answered with an error. */
+    readonly operationTimeoutMs: number;
+    /** `INTROSPECTION`: schema introspection; default on, off when NODE_ENV=production. */
+    readonly introspection: boolean;
   };
 }
 
@@ -199,6 +234,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
     metricsToken: e.METRICS_TOKEN,
+    auth:
+      e.AUTH_JWT_SECRET || e.AUTH_JWKS_URL
+        ? { secret: e.AUTH_JWT_SECRET, jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE }
+        : undefined,
+    trustProxy: e.TRUST_PROXY,
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? (!production && process.stdout.isTTY === true) },
     limits: {
       maxBodyBytes: e.MAX_BODY_BYTES,
@@ -206,6 +246,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxQueryDepth: e.MAX_QUERY_DEPTH,
       maxAliases: e.MAX_ALIASES,
       maxQueryCost: e.MAX_QUERY_COST,
+      maxDirectives: e.MAX_DIRECTIVES,
+      maxTokens: e.MAX_TOKENS,
+      allowBatchedRequests: e.ALLOW_BATCHED_REQUESTS,
+      operationTimeoutMs: e.OPERATION_TIMEOUT_MS,
+      introspection: e.INTROSPECTION ?? !production,
     },
   };
   return deepFreeze(config);

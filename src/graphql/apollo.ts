@@ -5,6 +5,7 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
+import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
 import { createFormatError, isUnexpected } from './errors.js';
 import { createResolvers, loadTypeDefs } from './schema.js';
@@ -39,16 +40,18 @@ const operationPlugin: ApolloServerPlugin<GraphQLContext> = {
 export interface ApolloOptions {
   nodeEnv: string | undefined;
   log: Logger;
+  limits: Config['limits'];
 }
 
 /** Builds (does not start) the Apollo Server. */
-export function createApollo({ nodeEnv, log }: ApolloOptions): ApolloServer<GraphQLContext> {
+export function createApollo({ nodeEnv, log, limits }: ApolloOptions): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: loadTypeDefs(),
     resolvers: createResolvers(),
     formatError: createFormatError(nodeEnv === 'development'),
     includeStacktraceInErrorResponses: nodeEnv === 'development',
-    introspection: nodeEnv !== 'production',
+    introspection: limits.introspection,
+    allowBatchedHttpRequests: limits.allowBatchedRequests,
     // No "Did you mean ...?" hints about the schema in production error messages.
     hideSchemaDetailsFromClientErrors: nodeEnv === 'production',
     // The app owns signals and shutdown order (DESIGN.md): Apollo must not exit the process on its own.
