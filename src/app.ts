@@ -8,39 +8,31 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
-import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from './db/orm.js';
 import { poolStats } from './db/pool.js';
 import { createApollo } from './graphql/apollo.js';
-import { createContext, type GraphQLContext } from './graphql/context.js';
+import type { GraphQLContext } from './graphql/context.js';
+import { GraphQLEndpoint } from './graphql/endpoint.js';
+import { Authenticator } from './auth/authenticator.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { createHttpServer } from './http/server.js';
 import { HealthService } from './http/health.service.js';
 import { DatabaseGuard } from './db/guard.js';
 import { TransactionRunner } from './db/transaction.js';
 import { watchPool } from './db/pool-watch.js';
 import { createMetrics } from './http/metrics.js';
-import { OperationRegistry, type Operation } from './lifecycle/operations.js';
+import { OperationRegistry } from './lifecycle/operations.js';
 
 /** The life of an app, in order. */
 export type AppState = 'booting' | 'ready' | 'draining' | 'stopped';
 
-/** Emitted as `operation` after each GraphQL operation. */
-export interface OperationReport {
-  requestId: string;
-  name: string;
-  type: string;
-  durationMs: number;
-  sqlStatements: number;
-  /** `extensions.code` of each error in the response; empty on success. */
-  errorCodes: string[];
-  /** HTTP status of the response. */
-  status: number;
-}
+import type { OperationReport } from './graphql/endpoint.js';
+
+export type { OperationReport };
 
 /** How a stop ended: `clean` false means the emergency path ran. */
 export interface StopResult {
@@ -78,7 +70,6 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let orm: MikroORM | undefined;
   let embedded: EmbeddedPostgres | undefined;
   let apollo: ApolloServer<GraphQLContext> | undefined;
-  let handler: ((req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) | undefined;
   const bootAbort = new AbortController();
   const guard = new DatabaseGuard({ log });
   const transactions = new TransactionRunner({ log, operations, leakWarningMs: config.database.leakWarningMs });
@@ -90,10 +81,20 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
-  const operationOf = new WeakMap<FastifyRequest, Operation>();
+  const limiter = new RateLimiter(config.limits.rateLimitPointsPerMinute);
+  const endpoint = new GraphQLEndpoint({
+    operations,
+    events,
+    authenticator: config.auth ? new Authenticator(config.auth) : undefined,
+    trustProxy: config.trustProxy,
+    operationTimeoutMs: config.limits.operationTimeoutMs,
+  });
+  if (!config.auth && config.nodeEnv === 'production') {
+    log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL) while NODE_ENV=production: anyone who reaches the port can read and change tasks');
+  }
 
   const http = createHttpServer(log, config.limits.maxBodyBytes, {
-    acceptingOperations: () => (state === 'ready' || (state === 'draining' && handler !== undefined)),
+    acceptingOperations: () => state === 'ready' || (state === 'draining' && endpoint.attached),
     draining: () => state === 'draining' || state === 'stopped',
     unavailableCode: () => (state === 'booting' ? 'STARTING' : 'SHUTTING_DOWN'),
     unavailableReason: () => (state === 'booting' ? 'the server is starting' : 'the server is shutting down'),
@@ -105,24 +106,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     },
     metrics: () => metrics.render(),
     metricsToken: config.metricsToken,
-    graphql: async (req, reply) => {
-      const op = operations.start(req.id);
-      operationOf.set(req, op);
-      try {
-        return await (handler as NonNullable<typeof handler>)(req, reply);
-      } finally {
-        operations.finish(op);
-        events.emit('operation', {
-          requestId: op.requestId,
-          name: op.name,
-          type: op.type,
-          durationMs: Date.now() - op.startedAt,
-          sqlStatements: op.sqlStatements,
-          errorCodes: op.errorCodes,
-          status: reply.statusCode,
-        } satisfies OperationReport);
-      }
-    },
+    graphql: (req, reply) => endpoint.handle(req, reply),
   });
 
   await http.listen({ port: config.port, host: config.host });
@@ -151,17 +135,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
     if (bootAbort.signal.aborted) return;
     await migrate(orm, log);
-    apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits });
+    apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter });
     await apollo.start();
-    const root = orm.em;
-    const apolloHandler = fastifyApolloHandler(apollo, {
-      context: async (req) => {
-        const op = operationOf.get(req);
-        if (!op) throw new Error('GraphQL request without a registered operation');
-        return createContext(root, op, req.log, { health, transactions });
-      },
-    });
-    handler = (req, reply) => apolloHandler.call(http as never, req as never, reply as never) as Promise<unknown>;
+    endpoint.attach(apollo, orm.em, { health, transactions });
     if (state === 'booting') state = 'ready';
     log.info({ bootMs: Date.now() - started }, 'ready');
   };
@@ -221,7 +197,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       if (config.shutdown.delayMs > 0 && !wasBooting) await new Promise((r) => setTimeout(r, config.shutdown.delayMs));
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
-        http.close().then(() => true),
+        // Requests first; then executions that outlived their response (OPERATION_TIMEOUT_MS answers).
+        http.close().then(() => operations.idle()).then(() => true),
         new Promise<false>((r) => (timer = setTimeout(() => r(false), config.shutdown.graceMs))),
       ]);
       clearTimeout(timer);

@@ -7,16 +7,35 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
-import { createFormatError, isUnexpected } from './errors.js';
+import { Kind, OperationTypeNode, type FragmentDefinitionNode } from 'graphql';
+import { AppError, createFormatError, isUnexpected } from './errors.js';
+import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
+import type { RateLimiter } from '../http/rate-limit.js';
+import { WRITE_SCOPE } from '../auth/authenticator.js';
 import { createResolvers, loadTypeDefs } from './schema.js';
 
-/** Names the operation as soon as it is parsed, and logs errors that will reach the client masked. */
-const operationPlugin: ApolloServerPlugin<GraphQLContext> = {
+/**
+ * Names the operation as soon as it is parsed; then, before anything executes: refuses it if it is too complex,
+ * refuses a mutation from a caller without the write scope, and takes its cost from the caller's rate budget.
+ * Finally, logs errors that will reach the client masked.
+ */
+const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloServerPlugin<GraphQLContext> => ({
   async requestDidStart() {
     return {
-      async didResolveOperation({ contextValue, operation, operationName }) {
+      async didResolveOperation({ contextValue, operation, operationName, document, request, schema }) {
         contextValue.operation.name = operationName ?? operation?.name?.value ?? 'anonymous';
         contextValue.operation.type = operation?.operation ?? 'unknown';
+        if (!operation) return;
+        const fragments = Object.fromEntries(
+          document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
+        );
+        const shape = measureOperation(schema, operation, fragments, request.variables ?? {});
+        contextValue.operation.cost = shape.cost;
+        enforceLimits(shape, limits);
+        if (operation.operation === OperationTypeNode.MUTATION && contextValue.principal && !contextValue.principal.canWrite) {
+          throw new AppError('FORBIDDEN', `Changing tasks needs a token with the ${WRITE_SCOPE} scope`, { scope: WRITE_SCOPE }, { status: 403 });
+        }
+        limiter.take(contextValue.rateKey, shape.cost);
       },
       async willSendResponse({ contextValue, response }) {
         if (response.body.kind === 'single') {
@@ -35,16 +54,17 @@ const operationPlugin: ApolloServerPlugin<GraphQLContext> = {
       },
     };
   },
-};
+});
 
 export interface ApolloOptions {
   nodeEnv: string | undefined;
   log: Logger;
   limits: Config['limits'];
+  limiter: RateLimiter;
 }
 
 /** Builds (does not start) the Apollo Server. */
-export function createApollo({ nodeEnv, log, limits }: ApolloOptions): ApolloServer<GraphQLContext> {
+export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: loadTypeDefs(),
     resolvers: createResolvers(),
@@ -57,6 +77,13 @@ export function createApollo({ nodeEnv, log, limits }: ApolloOptions): ApolloSer
     // The app owns signals and shutdown order (DESIGN.md): Apollo must not exit the process on its own.
     stopOnTerminationSignals: false,
     logger: log,
-    plugins: [operationPlugin],
+    // The parser stops counting at MAX_TOKENS, so a huge document is refused before it is fully parsed.
+    parseOptions: { maxTokens: limits.maxTokens },
+    plugins: [
+      operationPlugin(
+        { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
+        limiter,
+      ),
+    ],
   });
 }

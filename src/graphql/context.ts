@@ -13,6 +13,7 @@ import { DependencyService } from '../tasks/dependency.service.js';
 import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
+import type { Principal } from '../auth/authenticator.js';
 
 /** What every operation's context shares with the app. */
 export interface AppServices {
@@ -25,8 +26,12 @@ export interface GraphQLContext {
   /** The request's logger: every line carries the request id. */
   readonly log: FastifyBaseLogger;
   readonly operation: Operation;
-  /** Who acts: recorded as `actor` on events. */
+  /** Who acts: recorded as `actor` on events (the token's subject, or `anonymous` without authentication). */
   readonly actor: string;
+  /** The verified caller, when authentication is on. */
+  readonly principal: Principal | undefined;
+  /** Whose rate-limit bucket this operation draws from. */
+  readonly rateKey: string;
   readonly em: EntityManager;
   readonly loaders: TaskLoaders;
   readonly tasks: TaskService;
@@ -46,19 +51,27 @@ export interface GraphQLContext {
  *
  * @param root the ORM's root EntityManager (never used directly: `allowGlobalContext` is off).
  */
-export function createContext(root: EntityManager, operation: Operation, log: FastifyBaseLogger, { health, transactions }: AppServices): GraphQLContext {
+export function createContext(
+  root: EntityManager,
+  operation: Operation,
+  log: FastifyBaseLogger,
+  { health, transactions }: AppServices,
+  caller: { principal: Principal | undefined; rateKey: string },
+): GraphQLContext {
   const em = root.fork({ loggerContext: { opKey: operation.key, requestId: operation.requestId } });
   const loaders = createTaskLoaders(em);
-  const actor = 'anonymous';
+  const actor = caller.principal?.subject ?? 'anonymous';
   const memo = new Map<string, DataLoader<unknown, unknown>>();
   return {
     requestId: operation.requestId,
     log,
     operation,
     actor,
+    principal: caller.principal,
+    rateKey: caller.rateKey,
     em,
     loaders,
-    tasks: new TaskService(em, loaders, actor, transactions),
+    tasks: new TaskService(em, loaders, actor, transactions, caller.principal !== undefined),
     status: new StatusService(em, actor, transactions),
     dependencies: new DependencyService(em, actor, transactions),
     removal: new RemovalService(em, actor, transactions),

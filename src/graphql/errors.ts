@@ -41,7 +41,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
 export class AppError extends GraphQLError {
   readonly code: ErrorCode;
 
-  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, http?: { status: number }) {
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}, http?: { status: number; headers?: Map<string, string> }) {
     super(message, { extensions: { ...extensions, code, ...(http ? { http } : {}) } });
     this.code = code;
     this.name = 'AppError';
@@ -159,6 +159,10 @@ export function createFormatError(includeStack: boolean) {
     if (known) {
       const { http: _http, ...extensions } = known.extensions;
       return { ...formatted, message: known.message, extensions: withStack(extensions, formatted, includeStack) };
+    }
+    // graphql-js stops parsing at MAX_TOKENS with a syntax error; for clients it is a too-complex operation.
+    if (formatted.extensions?.code === 'GRAPHQL_PARSE_FAILED' && /Document contains more th[ae]n \d+ tokens/.test(formatted.message)) {
+      return { message: 'The document has more tokens than MAX_TOKENS allows; send a smaller operation', extensions: { code: 'QUERY_TOO_COMPLEX', setting: 'MAX_TOKENS' } };
     }
     if (isDeliberate(original, formatted.extensions?.code ?? (original as GraphQLError).extensions?.code)) {
       return { ...formatted, extensions: withStack(formatted.extensions ?? {}, formatted, includeStack) };

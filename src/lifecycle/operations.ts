@@ -17,6 +17,8 @@ export interface Operation {
   sqlStatements: number;
   /** `extensions.code` of each error in the response (for metrics). */
   errorCodes: string[];
+  /** The operation's estimated cost (0 until measured). */
+  cost: number;
 }
 
 export class OperationRegistry {
@@ -26,7 +28,7 @@ export class OperationRegistry {
 
   /** Registers a new operation; call {@link finish} with it exactly once. */
   start(requestId: string): Operation {
-    const op: Operation = { key: this.nextKey++, requestId, name: 'anonymous', type: 'unknown', startedAt: Date.now(), sqlStatements: 0, errorCodes: [] };
+    const op: Operation = { key: this.nextKey++, requestId, name: 'anonymous', type: 'unknown', startedAt: Date.now(), sqlStatements: 0, errorCodes: [], cost: 0 };
     this.live.set(op.key, op);
     return op;
   }

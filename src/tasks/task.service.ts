@@ -26,6 +26,8 @@ export class TaskService {
     private readonly loaders: TaskLoaders,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
+    /** With authentication on, `createdBy` is the caller, whatever the input says. */
+    private readonly actorIsAuthenticated = false,
   ) {}
 
   /** A task by id (archived or not), or null. Batched with every other read of this operation. */
@@ -54,7 +56,12 @@ export class TaskService {
    */
   async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<Task[]> {
     if (inputs.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${inputs.length})`, 'inputs');
-    const items = inputs.map((input, index) => withIndex(batch, index, () => validateCreate(input)));
+    const items = inputs.map((input, index) =>
+      withIndex(batch, index, () => {
+        const item = validateCreate(input);
+        return this.actorIsAuthenticated ? { ...item, createdBy: this.actor } : item;
+      }),
+    );
     items.forEach((item, index) =>
       withIndex(batch, index, () => {
         if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });

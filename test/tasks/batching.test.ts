@@ -38,8 +38,8 @@ const NESTED = `query Nested($first: Int) {
       availableTransitions
       subtaskSummary { total completed percentCompleted }
       subtasks(first: 5) { totalCount nodes { id title } }
-      executions { nodes { id status } }
-      events { nodes { kind } }
+      executions(first: 5) { nodes { id status } }
+      events(first: 5) { nodes { kind } }
     }
   }
 }`;

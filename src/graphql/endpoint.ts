@@ -1,0 +1,103 @@
+/**
+ * The `/graphql` endpoint of an app: registers each request as an in-flight operation, authenticates the caller
+ * (when authentication is on), runs the operation through Apollo, and reports it when its execution has ended.
+ */
+import type { EventEmitter } from 'node:events';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ApolloServer } from '@apollo/server';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Authenticator, Principal } from '../auth/authenticator.js';
+import type { Operation, OperationRegistry } from '../lifecycle/operations.js';
+import { createContext, type AppServices, type GraphQLContext } from './context.js';
+import { AppError } from './errors.js';
+import { graphqlHandler } from './handler.js';
+
+/** Emitted as `operation` after each GraphQL operation. */
+export interface OperationReport {
+  requestId: string;
+  name: string;
+  type: string;
+  durationMs: number;
+  sqlStatements: number;
+  /** `extensions.code` of each error in the response; empty on success. */
+  errorCodes: string[];
+  /** HTTP status of the response. */
+  status: number;
+}
+
+export interface EndpointOptions {
+  operations: OperationRegistry;
+  events: EventEmitter;
+  authenticator: Authenticator | undefined;
+  /** Take the client address from X-Forwarded-For (TRUST_PROXY). */
+  trustProxy: boolean;
+  operationTimeoutMs: number;
+}
+
+/** The address a request comes from, for rate limiting when there is no authenticated subject. */
+function clientAddress(request: FastifyRequest, trustProxy: boolean): string {
+  const forwarded = request.headers['x-forwarded-for'];
+  const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
+  return (trustProxy && first) || request.socket.remoteAddress || 'unknown';
+}
+
+export class GraphQLEndpoint {
+  private run: ReturnType<typeof graphqlHandler> | undefined;
+  private readonly callers = new WeakMap<FastifyRequest, { operation: Operation; principal: Principal | undefined; rateKey: string }>();
+
+  constructor(private readonly options: EndpointOptions) {}
+
+  /** Connects the endpoint to a started Apollo server and the ORM's root EntityManager. */
+  attach(apollo: ApolloServer<GraphQLContext>, root: EntityManager, services: AppServices): void {
+    const context = async (request: FastifyRequest) => {
+      const caller = this.callers.get(request);
+      if (!caller) throw new Error('GraphQL request without a registered operation');
+      return createContext(root, caller.operation, request.log, services, caller);
+    };
+    this.run = graphqlHandler(apollo, context, this.options.operationTimeoutMs);
+  }
+
+  get attached(): boolean {
+    return this.run !== undefined;
+  }
+
+  /** Handles one request to `/graphql` (only called once attached). */
+  async handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const { operations, events, authenticator, trustProxy } = this.options;
+    const operation = operations.start(request.id);
+    let execution: Promise<unknown> = Promise.resolve();
+    try {
+      const principal = authenticator ? await authenticator.authenticate(request.headers.authorization) : undefined;
+      const rateKey = principal ? `sub:${principal.subject}` : `ip:${clientAddress(request, trustProxy)}`;
+      this.callers.set(request, { operation, principal, rateKey });
+      return await (this.run as NonNullable<typeof this.run>)(request, reply, (e) => {
+        execution = e;
+      });
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'UNAUTHENTICATED') throw err;
+      operation.errorCodes.push(err.code);
+      return reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .type('application/json; charset=utf-8')
+        .send({ errors: [{ message: err.message, extensions: { code: err.code } }] });
+    } finally {
+      // The operation leaves the registry when its execution ends, which after an OPERATION_TIMEOUT_MS answer
+      // is later than the response.
+      void execution
+        .catch(() => undefined)
+        .finally(() => {
+          operations.finish(operation);
+          events.emit('operation', {
+            requestId: operation.requestId,
+            name: operation.name,
+            type: operation.type,
+            durationMs: Date.now() - operation.startedAt,
+            sqlStatements: operation.sqlStatements,
+            errorCodes: operation.errorCodes,
+            status: reply.statusCode,
+          } satisfies OperationReport);
+        });
+    }
+  }
+}
