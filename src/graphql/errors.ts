@@ -161,7 +161,7 @@ export function createFormatError(includeStack: boolean) {
       return { ...formatted, message: known.message, extensions: withStack(extensions, formatted, includeStack) };
     }
     // graphql-js stops parsing at MAX_TOKENS with a syntax error; for clients it is a too-complex operation.
-    if (formatted.extensions?.code === 'GRAPHQL_PARSE_FAILED' && /Document contains more th[ae]n \d+ tokens/.test(formatted.message)) {
+    if (formatted.extensions?.code === 'GRAPHQL_PARSE_FAILED' && /Document contains more th(?:an|at|en) \d+ tokens/.test(formatted.message)) {
       return { message: 'The document has more tokens than MAX_TOKENS allows; send a smaller operation', extensions: { code: 'QUERY_TOO_COMPLEX', setting: 'MAX_TOKENS' } };
     }
     if (isDeliberate(original, formatted.extensions?.code ?? (original as GraphQLError).extensions?.code)) {

@@ -1,13 +1,30 @@
 /**
- * The Fastify server: request ids, `/healthz`, `/readyz`, and `/graphql`, which answers 503 SERVICE_UNAVAILABLE
- * until the app is ready and hands everything else to Apollo.
+ * The Fastify server: request ids, `/healthz`, `/readyz`, `/metrics`, and `/graphql`, which answers 503
+ * SERVICE_UNAVAILABLE until the app is ready and hands everything else to Apollo.
+ *
+ * Request hygiene: whatever is refused before a request reaches Apollo (a malformed HTTP message or URL, a body
+ * that is not JSON or is too large, a compressed body, a method a route does not serve, a route that does not
+ * exist, a request that arrives while the server closes) is answered here in the GraphQL error shape
+ * `{ "errors": [{ "message", "extensions": { "code" } }] }` with a message of our own. Fastify's wording and its
+ * `FST_` codes never reach a client; anything unexpected is masked as INTERNAL_SERVER_ERROR and logged in full.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../logger.js';
+import { AppError } from '../graphql/errors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The methods each route serves; any other method on one of these paths is 405 with an `Allow` header. */
+const ROUTE_METHODS: Readonly<Record<string, string>> = {
+  '/graphql': 'GET, POST',
+  '/healthz': 'GET, HEAD',
+  '/readyz': 'GET, HEAD',
+  '/metrics': 'GET, HEAD',
+};
 
 /** Echo a well-formed incoming `x-request-id`, else make one. */
 export function requestIdOf(req: IncomingMessage): string {
@@ -42,8 +59,62 @@ function sameSecret(presented: string | undefined, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function graphQLError(reply: FastifyReply, status: number, code: string, message: string) {
-  return reply.code(status).type('application/json; charset=utf-8').send({ errors: [{ message, extensions: { code } }] });
+/** The one body shape of every error this layer answers, as GraphQL clients already parse it. */
+function errorBody(code: string, message: string, extensions: Record<string, unknown> = {}): string {
+  return JSON.stringify({ errors: [{ message, extensions: { ...extensions, code } }] });
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string, extensions?: Record<string, unknown>) {
+  return reply.code(status).type(JSON_TYPE).send(errorBody(code, message, extensions));
+}
+
+/**
+ * Our own words for what Fastify refuses before a handler runs, by its error code: its messages name its
+ * internals, and a client needs to know what to change instead.
+ */
+function clientFault(code: string | undefined, maxBodyBytes: number): { status: number; message: string } | undefined {
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, message: `The request body is larger than MAX_BODY_BYTES (${maxBodyBytes} bytes)` };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      // secure-json-parse also refuses prototype-poisoning keys; say so, or a client hunts for a syntax error.
+      return { status: 400, message: 'The request body is not valid JSON (keys named __proto__ or constructor.prototype are refused too)' };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, message: 'The request body is empty: send a JSON object such as {"query":"{ __typename }"}' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { status: 415, message: 'Unsupported or malformed Content-Type: send application/json' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: 400, message: 'The request body does not match its Content-Length header' };
+    case 'FST_ERR_BAD_URL':
+      return { status: 400, message: 'The URL is malformed (invalid percent-encoding)' };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Answers what Node's HTTP parser rejects before Fastify sees a request (a malformed request line or header,
+ * headers or a URL over Node's limit, a request that arrives too slowly). Fastify's default writes its own body.
+ */
+function clientErrorHandler(log: Logger) {
+  return (err: NodeJS.ErrnoException, socket: Socket): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'The request headers or URL are too large: send the operation in a POST body']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'The request did not arrive in time']
+          : [400, 'Malformed HTTP request'];
+    log.debug({ code: err.code }, 'malformed HTTP request refused');
+    const body = errorBody('BAD_REQUEST', message);
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: ${JSON_TYPE}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(err);
+  };
 }
 
 /** Builds the Fastify instance with every route registered (Fastify needs routes before `listen`). */
@@ -56,11 +127,36 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     bodyLimit: maxBodyBytes,
     // On close: idle keep-alive sockets are closed at once, requests in flight are waited for.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by our onRequest hook instead, in our error shape.
+    return503OnClosing: false,
+    clientErrorHandler: clientErrorHandler(log),
+    frameworkErrors: (err, req, reply) => {
+      // Raised before routing, so no onRequest hook has set the request id header yet.
+      void reply.header('x-request-id', req.id);
+      const fault = clientFault(err.code, maxBodyBytes);
+      void sendError(reply, fault?.status ?? 400, 'BAD_REQUEST', fault?.message ?? 'Bad request');
+    },
+  });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
   });
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+    if (closing) {
+      // A request on a keep-alive connection after close() began: in-flight ones finish, new ones go elsewhere.
+      void reply.header('connection', 'close').header('retry-after', '1');
+      return sendError(reply, 503, 'SERVICE_UNAVAILABLE', 'Service unavailable: the server is shutting down. Try again shortly.', {
+        reason: 'SHUTTING_DOWN',
+      });
+    }
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      // Nothing here decompresses: without this, a gzipped body would be reported as invalid JSON.
+      return sendError(reply, 415, 'BAD_REQUEST', 'Compressed request bodies are not supported: send the body without Content-Encoding');
+    }
   });
   app.addHook('onSend', async (_req, reply) => {
     if (hooks.draining()) void reply.header('connection', 'close');
@@ -69,16 +165,34 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   // Apollo judges content types itself (400 for a POST that is not JSON); hand it the raw text.
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: { statusCode?: number; message: string; code?: string }, req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) {
-      req.log.error({ err }, 'request failed');
-      return graphQLError(reply, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof AppError && err.code !== 'INTERNAL_SERVER_ERROR') {
+      // A deliberate error raised before Apollo ran (by a hook) keeps its code, HTTP status and headers.
+      const { http, code: _code, ...extensions } = err.extensions as { http?: { status?: number; headers?: Map<string, string> }; code: string };
+      for (const [name, value] of http?.headers ?? []) void reply.header(name, value);
+      return sendError(reply, http?.status ?? 400, err.code, err.message, extensions);
     }
-    return graphQLError(reply, status, 'BAD_REQUEST', err.message);
+    const fault = clientFault(err.code, maxBodyBytes);
+    const status = fault?.status ?? err.statusCode ?? 500;
+    if (status < 400 || status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return sendError(reply, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+    }
+    req.log.debug({ code: err.code, status }, 'request refused');
+    return sendError(reply, status, 'BAD_REQUEST', fault?.message ?? STATUS_CODES[status] ?? 'Bad request');
   });
 
-  app.setNotFoundHandler((req, reply) => graphQLError(reply, 404, 'NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '/';
+    const allow = ROUTE_METHODS[path];
+    if (allow) {
+      void reply.header('allow', allow);
+      return sendError(reply, 405, 'BAD_REQUEST', `Method ${req.method} is not allowed on ${path}: use ${allow}`);
+    }
+    // The path is echoed to help a client spot a typo, but bounded: it is the client's own text.
+    const shown = path.length > 100 ? `${path.slice(0, 100)}...` : path;
+    return sendError(reply, 404, 'NOT_FOUND', `No route ${req.method} ${shown}: the GraphQL endpoint is /graphql`);
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -89,7 +203,7 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
 
   app.get('/metrics', async (req, reply) => {
     if (hooks.metricsToken !== undefined && !sameSecret(req.headers.authorization, `Bearer ${hooks.metricsToken}`)) {
-      return graphQLError(reply, 401, 'UNAUTHENTICATED', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>');
+      return sendError(reply, 401, 'UNAUTHENTICATED', 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>');
     }
     const { contentType, body } = await hooks.metrics();
     return reply.type(contentType).send(body);
@@ -98,12 +212,13 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   const graphql = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!hooks.acceptingOperations()) {
       void reply.header('retry-after', '1');
-      const body = { errors: [{ message: `Service unavailable: ${hooks.unavailableReason()}. Try again shortly.`, extensions: { code: 'SERVICE_UNAVAILABLE', reason: hooks.unavailableCode() } }] };
-      return reply.code(503).type('application/json; charset=utf-8').send(body);
+      const message = `Service unavailable: ${hooks.unavailableReason()}. Try again shortly.`;
+      return sendError(reply, 503, 'SERVICE_UNAVAILABLE', message, { reason: hooks.unavailableCode() });
     }
     return hooks.graphql(req, reply);
   };
-  app.get('/graphql', graphql);
+  // No implicit HEAD: Apollo serves GET and POST only, so HEAD is a 405 like any other method.
+  app.get('/graphql', { exposeHeadRoute: false }, graphql);
   app.post('/graphql', graphql);
   return app;
 }
