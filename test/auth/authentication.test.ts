@@ -112,7 +112,8 @@ describe('authentication with a JWKS', () => {
     await new Promise((r) => jwks?.close(r));
   });
 
-  const sign = (alg: 'RS256' | 'ES256', kid: string, key: CryptoKey) =>
+  type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  const sign = (alg: 'RS256' | 'ES256', kid: string, key: PrivateKey) =>
     new SignJWT({ sub: `${alg}-user`, scope: 'tasks:write' }).setProtectedHeader({ alg, kid }).setIssuedAt().setExpirationTime('5m').sign(key);
 
   it('accepts RS256 and ES256 tokens signed by the published keys, and refuses an HS256 token', async () => {
