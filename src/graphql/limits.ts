@@ -63,6 +63,9 @@ function walk(w: Walk, parent: GraphQLCompositeType, set: SelectionSetNode, dept
     w.shape.directives += selection.directives?.length ?? 0;
     if (selection.kind === Kind.FIELD) {
       if (selection.alias) w.shape.aliases++;
+      // Introspection (__schema, __type) is answered from memory and switched by its own setting (INTROSPECTION);
+      // its standard query nests deeper than MAX_QUERY_DEPTH, which must not lock out tools.
+      if (selection.name.value.startsWith('__')) continue;
       w.shape.depth = Math.max(w.shape.depth, depth);
       cost += multiplier;
       if (!selection.selectionSet) continue;

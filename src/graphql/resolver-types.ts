@@ -1,13 +1,7 @@
 /**
- * Resolver typing shared by the resolver maps (hand-written until the schema's types are generated).
+ * Combining resolver maps: each file resolves some types (typed with the generated `Resolvers`), and the schema
+ * takes their union.
  */
-import type { GraphQLContext } from './context.js';
-
-/** A field resolver: parent object, arguments, per-operation context. */
-export type Resolver<Args, Result, Parent = unknown> = (parent: Parent, args: Args, ctx: GraphQLContext) => Result | Promise<Result>;
-
-/** Arguments of a field that takes none. */
-export type NoArgs = Record<string, never>;
 
 /** A map of GraphQL type name to its field resolvers (or a scalar's behaviour). */
 export type ResolverMap = Record<string, Record<string, unknown>>;

@@ -8,7 +8,7 @@ import { GraphQLDateTimeISO, GraphQLJSONObject } from 'graphql-scalars';
 import { PROJECT_ROOT } from '../db/orm.js';
 import { taskResolvers } from '../tasks/task.resolvers.js';
 import { listingResolvers } from '../tasks/listing.resolvers.js';
-import type { GraphQLContext } from './context.js';
+import type { Resolvers } from './generated/resolvers-types.js';
 import { mergeResolvers, type ResolverMap } from './resolver-types.js';
 
 /** Reads `schema.graphql`. */
@@ -31,8 +31,8 @@ const JSONObject = behaviourOf(GraphQLJSONObject);
 export function createResolvers(): ResolverMap {
   return mergeResolvers(
     { DateTime, JSONObject },
-    { Query: { health: (_: unknown, __: unknown, ctx: GraphQLContext) => ctx.health.check() } },
+    { Query: { health: (_, __, ctx) => ctx.health.check() } } satisfies Resolvers,
     taskResolvers,
-    listingResolvers as unknown as ResolverMap,
+    listingResolvers,
   );
 }

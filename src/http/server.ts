@@ -18,13 +18,15 @@ import { AppError } from '../graphql/errors.js';
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/**
+ * How deep arrays and objects may nest in a JSON request body. graphql-js coerces variables and the service
+ * serializes JSON values recursively: a body of a few MB can nest a million levels and overflow the stack. No
+ * operation of this API needs more than a few dozen levels (filters nest 5 deep, 2 JSON levels each).
+ */
+export const MAX_JSON_DEPTH = 128;
+
 /** The methods each route serves; any other method on one of these paths is 405 with an `Allow` header. */
-const ROUTE_METHODS: Readonly<Record<string, string>> = {
-  '/graphql': 'GET, POST',
-  '/healthz': 'GET, HEAD',
-  '/readyz': 'GET, HEAD',
-  '/metrics': 'GET, HEAD',
-};
+const ROUTE_METHODS: Readonly<Record<string, string>> = { '/graphql': 'GET, POST', '/healthz': 'GET, HEAD', '/readyz': 'GET, HEAD', '/metrics': 'GET, HEAD' };
 
 /** Echo a well-formed incoming `x-request-id`, else make one. */
 export function requestIdOf(req: IncomingMessage): string {
@@ -59,6 +61,26 @@ function sameSecret(presented: string | undefined, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Does this JSON text nest arrays and objects deeper than `max`? Skips strings (and the escapes in them). */
+function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 /** The one body shape of every error this layer answers, as GraphQL clients already parse it. */
 function errorBody(code: string, message: string, extensions: Record<string, unknown> = {}): string {
   return JSON.stringify({ errors: [{ message, extensions: { ...extensions, code } }] });
@@ -73,23 +95,18 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
  * internals, and a client needs to know what to change instead.
  */
 function clientFault(code: string | undefined, maxBodyBytes: number): { status: number; message: string } | undefined {
-  switch (code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { status: 413, message: `The request body is larger than MAX_BODY_BYTES (${maxBodyBytes} bytes)` };
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      // secure-json-parse also refuses prototype-poisoning keys; say so, or a client hunts for a syntax error.
-      return { status: 400, message: 'The request body is not valid JSON (keys named __proto__ or constructor.prototype are refused too)' };
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return { status: 400, message: 'The request body is empty: send a JSON object such as {"query":"{ __typename }"}' };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return { status: 415, message: 'Unsupported or malformed Content-Type: send application/json' };
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { status: 400, message: 'The request body does not match its Content-Length header' };
-    case 'FST_ERR_BAD_URL':
-      return { status: 400, message: 'The URL is malformed (invalid percent-encoding)' };
-    default:
-      return undefined;
-  }
+  const faults: Record<string, [number, string]> = {
+    FST_ERR_CTP_BODY_TOO_LARGE: [413, `The request body is larger than MAX_BODY_BYTES (${maxBodyBytes} bytes)`],
+    // secure-json-parse also refuses prototype-poisoning keys; say so, or a client hunts for a syntax error.
+    FST_ERR_CTP_INVALID_JSON_BODY: [400, 'The request body is not valid JSON (keys named __proto__ or constructor.prototype are refused too)'],
+    JSON_TOO_DEEP: [400, `The request body nests JSON more than ${MAX_JSON_DEPTH} levels deep`],
+    FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'The request body is empty: send a JSON object such as {"query":"{ __typename }"}'],
+    FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'Unsupported or malformed Content-Type: send application/json'],
+    FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'The request body does not match its Content-Length header'],
+    FST_ERR_BAD_URL: [400, 'The URL is malformed (invalid percent-encoding)'],
+  };
+  const fault = code === undefined ? undefined : faults[code];
+  return fault && { status: fault[0], message: fault[1] };
 }
 
 /**
@@ -162,7 +179,17 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     if (hooks.draining()) void reply.header('connection', 'close');
   });
 
-  // Apollo judges content types itself (400 for a POST that is not JSON); hand it the raw text.
+  // Fastify's JSON parser (secure-json-parse: refuses prototype-poisoning keys), behind a nesting limit.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = body as string;
+    if (text.length > MAX_JSON_DEPTH && nestsDeeper(text, MAX_JSON_DEPTH)) {
+      return done(Object.assign(new Error('JSON nests too deep'), { code: 'JSON_TOO_DEEP', statusCode: 400 }), undefined);
+    }
+    void parseJson(req, text, done);
+  });
+  // Apollo judges other content types itself (400 for a POST that is not JSON); hand it the raw text.
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err: FastifyError, req, reply) => {

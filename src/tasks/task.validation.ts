@@ -2,6 +2,7 @@
  * Input rules of API.md for creating and changing tasks. Each failure is a BAD_USER_INPUT naming the field.
  */
 import { AppError } from '../graphql/errors.js';
+import type { CreateTaskInput, UpdateTaskInput } from '../graphql/generated/resolvers-types.js';
 import type { JsonObject, TaskPriority, TaskType } from './task.entity.js';
 
 export const LIMITS = {
@@ -72,22 +73,8 @@ export function parseName(value: string | null, field: 'assignee' | 'createdBy')
   return name;
 }
 
-/** The GraphQL `CreateTaskInput`, as graphql-js hands it over (defaults applied). */
-export interface CreateTaskInput {
-  id?: string | null;
-  title: string;
-  description?: string | null;
-  type: TaskType;
-  priority: TaskPriority;
-  assignee?: string | null;
-  createdBy?: string | null;
-  tags?: string[] | null;
-  metadata?: JsonObject | null;
-  context?: JsonObject | null;
-  estimatedMinutes?: number | null;
-  dueAt?: Date | null;
-  parentId?: string | null;
-}
+/** The GraphQL inputs, as `npm run codegen` types them from schema.graphql. */
+export type { CreateTaskInput, UpdateTaskInput };
 
 /** A validated new task, ready to insert. */
 export interface NewTask {
@@ -112,8 +99,9 @@ export function validateCreate(input: CreateTaskInput): NewTask {
     id: input.id == null ? undefined : parseId(input.id),
     title: parseTitle(input.title),
     description: parseDescription(input.description ?? null),
-    type: input.type,
-    priority: input.priority,
+    // graphql-js applies the schema's defaults; these only cover callers outside GraphQL.
+    type: input.type ?? 'FEATURE',
+    priority: input.priority ?? 'MEDIUM',
     assignee: parseName(input.assignee ?? null, 'assignee'),
     createdBy: parseName(input.createdBy ?? null, 'createdBy') ?? 'anonymous',
     tags: parseTags(input.tags ?? []),
@@ -123,22 +111,6 @@ export function validateCreate(input: CreateTaskInput): NewTask {
     dueAt: input.dueAt ?? null,
     parentId: input.parentId == null ? null : parseId(input.parentId, 'parentId'),
   };
-}
-
-/** The GraphQL `UpdateTaskInput`: an absent key means unchanged, `null` means cleared. */
-export interface UpdateTaskInput {
-  title?: string | null;
-  description?: string | null;
-  type?: TaskType | null;
-  priority?: TaskPriority | null;
-  assignee?: string | null;
-  tags?: string[] | null;
-  metadata?: JsonObject | null;
-  context?: JsonObject | null;
-  estimatedMinutes?: number | null;
-  dueAt?: Date | null;
-  parentId?: string | null;
-  progress?: number | null;
 }
 
 /** A validated change: only the keys present in the input. */
