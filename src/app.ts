@@ -19,6 +19,8 @@ import type { GraphQLContext } from './graphql/context.js';
 import { GraphQLEndpoint } from './graphql/endpoint.js';
 import { Authenticator } from './auth/authenticator.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { registerPlayground } from './http/playground.js';
+import type { FastifyInstance } from 'fastify';
 import { createHttpServer } from './http/server.js';
 import { HealthService } from './http/health.service.js';
 import { DatabaseGuard } from './db/guard.js';
@@ -109,6 +111,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     graphql: (req, reply) => endpoint.handle(req, reply),
   });
 
+  if (config.limits.playground) registerPlayground(http as unknown as FastifyInstance);
   await http.listen({ port: config.port, host: config.host });
   const address = http.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

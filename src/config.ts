@@ -78,6 +78,7 @@ const envSchema = z.object({
   ALLOW_BATCHED_REQUESTS: bool.default(false),
   OPERATION_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
   INTROSPECTION: bool.optional(),
+  PLAYGROUND: bool.optional(),
   TRUST_PROXY: bool.default(false),
   DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
 });
@@ -165,6 +166,8 @@ export interface Config {
     readonly operationTimeoutMs: number;
     /** `INTROSPECTION`: schema introspection; default on, off when NODE_ENV=production. */
     readonly introspection: boolean;
+    /** `PLAYGROUND`: the self-hosted GraphiQL at /playground and GET /graphql; default on, off in production. */
+    readonly playground: boolean;
   };
 }
 
@@ -251,6 +254,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowBatchedRequests: e.ALLOW_BATCHED_REQUESTS,
       operationTimeoutMs: e.OPERATION_TIMEOUT_MS,
       introspection: e.INTROSPECTION ?? !production,
+      playground: e.PLAYGROUND ?? !production,
     },
   };
   return deepFreeze(config);

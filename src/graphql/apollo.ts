@@ -3,6 +3,7 @@
  * shutdown report and SQL counts) and log unexpected errors with the request id.
  */
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
@@ -80,6 +81,8 @@ export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): 
     // The parser stops counting at MAX_TOKENS, so a huge document is refused before it is fully parsed.
     parseOptions: { maxTokens: limits.maxTokens },
     plugins: [
+      // Apollo's landing pages load from a CDN; the self-hosted playground (src/http/playground.ts) replaces them.
+      ApolloServerPluginLandingPageDisabled(),
       operationPlugin(
         { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
         limiter,

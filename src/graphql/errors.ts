@@ -164,6 +164,10 @@ export function createFormatError(includeStack: boolean) {
     if (formatted.extensions?.code === 'GRAPHQL_PARSE_FAILED' && /Document contains more th(?:an|at|en) \d+ tokens/.test(formatted.message)) {
       return { message: 'The document has more tokens than MAX_TOKENS allows; send a smaller operation', extensions: { code: 'QUERY_TOO_COMPLEX', setting: 'MAX_TOKENS' } };
     }
+    // Apollo's own code for an operationName the document does not contain: a malformed request in the contract.
+    if (formatted.extensions?.code === 'OPERATION_RESOLUTION_FAILURE') {
+      return { ...formatted, extensions: withStack({ code: 'BAD_REQUEST' }, formatted, includeStack) };
+    }
     if (isDeliberate(original, formatted.extensions?.code ?? (original as GraphQLError).extensions?.code)) {
       return { ...formatted, extensions: withStack(formatted.extensions ?? {}, formatted, includeStack) };
     }
@@ -187,5 +191,6 @@ export function isUnexpected(error: unknown): boolean {
   const original = unwrapResolverError(error);
   if (isConnectionError(original)) return true;
   const code = original instanceof GraphQLError ? original.extensions.code : undefined;
+  if (code === 'OPERATION_RESOLUTION_FAILURE') return false;
   return !mapKnownError(original) && !isDeliberate(original, code) && !(error instanceof GraphQLError && isDeliberate(error, error.extensions.code));
 }

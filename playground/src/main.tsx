@@ -1,0 +1,24 @@
+/**
+ * The playground page: GraphiQL, bundled at install time (scripts/build-playground.ts) and served by the server
+ * itself, so it works on a network with no internet. It opens with the README's tour preloaded as tabs, the
+ * headers editor for a bearer token, and the schema docs explorer.
+ */
+import { createGraphiQLFetcher } from '@graphiql/toolkit';
+import { GraphiQL } from 'graphiql';
+import { createRoot } from 'react-dom/client';
+import 'graphiql/style.css';
+import { TOUR } from './tour.js';
+
+const fetcher = createGraphiQLFetcher({ url: new URL('/graphql', window.location.href).toString() });
+const root = document.getElementById('graphiql');
+if (root) {
+  createRoot(root).render(
+    <GraphiQL
+      fetcher={fetcher}
+      defaultTabs={TOUR}
+      defaultHeaders={'{\n  "Authorization": "Bearer <token, when the server has authentication on>"\n}'}
+      isHeadersEditorEnabled
+      shouldPersistHeaders={false}
+    />,
+  );
+}

@@ -1,0 +1,88 @@
+/**
+ * The playground in a real headless Chromium: the page loads with no request leaving the machine, runs a query and
+ * shows its result. A screenshot goes to test/artifacts/. Skipped (with a note) where Chromium is not installed;
+ * `.ci/run` installs it.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, useServer } from '../helpers/server.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(import.meta.dirname, '..', 'artifacts');
+const { db, server } = useServer('playground');
+let browser: Browser | undefined;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) return;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('the playground in a browser', () => {
+  it('loads offline from the server alone, runs a query and shows the result', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const foreign: string[] = [];
+    const origin = new URL(server.url).origin;
+    page.on('request', (req) => {
+      if (!req.url().startsWith(origin) && !req.url().startsWith('data:')) foreign.push(req.url());
+    });
+    const created = await server.gql<{ createTask: { id: string } }>('mutation { createTask(input: { title: "Seen in the browser", priority: CRITICAL }) { id } }');
+    expect(created.body.errors).toBeUndefined();
+
+    await page.goto(`${server.url}/graphql`, { waitUntil: 'networkidle' });
+    await page.waitForSelector('.graphiql-container', { timeout: 20_000 });
+    // The tour is preloaded: the first tab holds the create mutation.
+    expect(await page.locator('.graphiql-query-editor').innerText()).toContain('Create two tasks');
+
+    // Run the tour's listing tab and read the result pane.
+    await page.locator('.graphiql-tab').nth(3).click();
+    expect(await page.locator('.graphiql-query-editor').innerText()).toContain('4. List with filters');
+    await page.locator('.graphiql-execute-button').click();
+    await page.waitForFunction("document.querySelector('.result-window')?.textContent?.includes('Seen in the browser')", null, { timeout: 20_000 });
+    expect(await page.locator('.result-window').innerText()).toContain('Seen in the browser');
+
+    // The docs explorer opens on the schema.
+    await page.locator('[aria-label="Show Documentation Explorer"]').click();
+    await page.waitForSelector('.graphiql-doc-explorer', { timeout: 10_000 });
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'playground.png') });
+    expect(foreign).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+});
+
+describe('the playground routes', () => {
+  it('are at /playground and GET /graphql for browsers, and off in production unless PLAYGROUND=true', async () => {
+    const res = await fetch(`${server.url}/playground`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('/playground/assets/playground.js');
+    const viaGraphql = await fetch(`${server.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(viaGraphql.headers.get('content-type')).toMatch(/text\/html/);
+    const asset = await fetch(`${server.url}/playground/assets/playground.js`);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get('content-type')).toMatch(/javascript/);
+
+    const production = await startServer(db.url, { NODE_ENV: 'production' });
+    const enabled = await startServer(db.url, { NODE_ENV: 'production', PLAYGROUND: 'true' });
+    try {
+      expect((await fetch(`${production.url}/playground`)).status).toBe(404);
+      const page = await fetch(`${production.url}/graphql`, { headers: { accept: 'text/html' } });
+      expect(page.headers.get('content-type')).not.toMatch(/text\/html/);
+      expect((await fetch(`${enabled.url}/playground`)).status).toBe(200);
+    } finally {
+      await production.stop();
+      await enabled.stop();
+    }
+  });
+});
