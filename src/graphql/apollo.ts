@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
 import { Kind, OperationTypeNode, type FragmentDefinitionNode } from 'graphql';
-import { AppError, createFormatError, isUnexpected } from './errors.js';
+import { AppError, createFormatError, isUnexpected, mapKnownError } from './errors.js';
 import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
 import { WRITE_SCOPE } from '../auth/authenticator.js';
@@ -48,8 +48,15 @@ const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloS
       },
       async didEncounterErrors({ contextValue, errors }) {
         for (const error of errors) {
-          if (!isUnexpected(error)) continue;
           const original = unwrapResolverError(error);
+          if (!isUnexpected(error)) {
+            // The database refused or timed out: not a bug, but operators want to see it (with the driver's words).
+            const known = mapKnownError(original);
+            if (known?.code === 'SERVICE_UNAVAILABLE' && known !== original) {
+              contextValue.log.warn({ err: original, reason: known.extensions.reason, operation: contextValue.operation.name }, 'operation refused: database unavailable');
+            }
+            continue;
+          }
           contextValue.log.error({ err: original, path: error.path?.join('.'), operation: contextValue.operation.name }, 'operation failed');
         }
       },

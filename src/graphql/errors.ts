@@ -139,6 +139,9 @@ export function mapKnownError(err: unknown): AppError | undefined {
   return undefined;
 }
 
+/** What graphql-js says when it stops coercing variables after 50 errors. */
+const TOO_MANY_VARIABLE_ERRORS = 'Too many errors processing variables, error limit reached. Execution aborted.';
+
 /**
  * A GraphQLError raised on purpose (by us, graphql-js or Apollo) with one of the contract's codes. Apollo puts
  * the code of its own errors (parse, validation, variable coercion) on the formatted error only.
@@ -163,6 +166,10 @@ export function createFormatError(includeStack: boolean) {
     // graphql-js stops parsing at MAX_TOKENS with a syntax error; for clients it is a too-complex operation.
     if (formatted.extensions?.code === 'GRAPHQL_PARSE_FAILED' && /Document contains more th(?:an|at|en) \d+ tokens/.test(formatted.message)) {
       return { message: 'The document has more tokens than MAX_TOKENS allows; send a smaller operation', extensions: { code: 'QUERY_TOO_COMPLEX', setting: 'MAX_TOKENS' } };
+    }
+    // graphql-js gives up after 50 invalid variable values with a code-less error: still the client's input.
+    if (formatted.message === TOO_MANY_VARIABLE_ERRORS) {
+      return { message: 'Too many invalid variable values; fix the first ones and send the operation again', extensions: { code: 'BAD_USER_INPUT' } };
     }
     // Apollo's own code for an operationName the document does not contain: a malformed request in the contract.
     if (formatted.extensions?.code === 'OPERATION_RESOLUTION_FAILURE') {
@@ -191,6 +198,6 @@ export function isUnexpected(error: unknown): boolean {
   const original = unwrapResolverError(error);
   if (isConnectionError(original)) return true;
   const code = original instanceof GraphQLError ? original.extensions.code : undefined;
-  if (code === 'OPERATION_RESOLUTION_FAILURE') return false;
+  if (code === 'OPERATION_RESOLUTION_FAILURE' || (original instanceof Error && original.message === TOO_MANY_VARIABLE_ERRORS)) return false;
   return !mapKnownError(original) && !isDeliberate(original, code) && !(error instanceof GraphQLError && isDeliberate(error, error.extensions.code));
 }

@@ -3,8 +3,8 @@
  * SERVICE_UNAVAILABLE until the app is ready and hands everything else to Apollo.
  *
  * Request hygiene: whatever is refused before a request reaches Apollo (a malformed HTTP message or URL, a body
- * that is not JSON or is too large, a compressed body, a method a route does not serve, a route that does not
- * exist, a request that arrives while the server closes) is answered here in the GraphQL error shape
+ * that is not JSON, too large or nested too deep, a batch too long, a compressed body, a method a route does not
+ * serve, a route that does not exist, a request that arrives while the server closes) is answered here in the GraphQL error shape
  * `{ "errors": [{ "message", "extensions": { "code" } }] }` with a message of our own. Fastify's wording and its
  * `FST_` codes never reach a client; anything unexpected is masked as INTERNAL_SERVER_ERROR and logged in full.
  */
@@ -24,9 +24,11 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * operation of this API needs more than a few dozen levels (filters nest 5 deep, 2 JSON levels each).
  */
 export const MAX_JSON_DEPTH = 128;
+/** Operations in one batched request (ALLOW_BATCHED_REQUESTS): Apollo sets no bound of its own. */
+export const MAX_BATCH_OPERATIONS = 100;
 
-/** The methods each route serves; any other method on one of these paths is 405 with an `Allow` header. */
-const ROUTE_METHODS: Readonly<Record<string, string>> = { '/graphql': 'GET, POST', '/healthz': 'GET, HEAD', '/readyz': 'GET, HEAD', '/metrics': 'GET, HEAD' };
+/** Methods a route may serve; another method on a path that has routes is 405 with `Allow`, not 404. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 /** Echo a well-formed incoming `x-request-id`, else make one. */
 export function requestIdOf(req: IncomingMessage): string {
@@ -67,10 +69,13 @@ function nestsDeeper(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
-      for (i++; i < text.length; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) i++;
-        else if (d === 0x22) break;
+      // Jump to the closing quote (native indexOf: strings are most of a big body): one after an even run of \.
+      for (;;) {
+        i = text.indexOf('"', i + 1);
+        if (i < 0) return false;
+        let slashes = 0;
+        while (text.charCodeAt(i - 1 - slashes) === 0x5c) slashes++;
+        if (slashes % 2 === 0) break;
       }
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
       if (++depth > max) return true;
@@ -100,6 +105,7 @@ function clientFault(code: string | undefined, maxBodyBytes: number): { status: 
     // secure-json-parse also refuses prototype-poisoning keys; say so, or a client hunts for a syntax error.
     FST_ERR_CTP_INVALID_JSON_BODY: [400, 'The request body is not valid JSON (keys named __proto__ or constructor.prototype are refused too)'],
     JSON_TOO_DEEP: [400, `The request body nests JSON more than ${MAX_JSON_DEPTH} levels deep`],
+    BATCH_TOO_LONG: [400, `A batched request holds at most ${MAX_BATCH_OPERATIONS} operations`],
     FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'The request body is empty: send a JSON object such as {"query":"{ __typename }"}'],
     FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'Unsupported or malformed Content-Type: send application/json'],
     FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'The request body does not match its Content-Length header'],
@@ -114,21 +120,18 @@ function clientFault(code: string | undefined, maxBodyBytes: number): { status: 
  * headers or a URL over Node's limit, a request that arrives too slowly). Fastify's default writes its own body.
  */
 function clientErrorHandler(log: Logger) {
+  const answers: Record<string, [number, string]> = {
+    HPE_HEADER_OVERFLOW: [431, 'The request headers or URL are too large: send the operation in a POST body'],
+    ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request did not arrive in time'],
+  };
   return (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
-    const [status, message] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'The request headers or URL are too large: send the operation in a POST body']
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'The request did not arrive in time']
-          : [400, 'Malformed HTTP request'];
+    const [status, message] = answers[err.code ?? ''] ?? [400, 'Malformed HTTP request'];
     log.debug({ code: err.code }, 'malformed HTTP request refused');
     const body = errorBody('BAD_REQUEST', message);
     if (socket.writable) {
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: ${JSON_TYPE}\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\n\r\n${body}`,
-      );
+      const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: ${JSON_TYPE}\r\n`;
+      socket.write(`${head}content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${randomUUID()}\r\n\r\n${body}`);
     }
     socket.destroy(err);
   };
@@ -156,18 +159,15 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   });
 
   let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
+  app.addHook('preClose', async () => void (closing = true));
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
     if (closing) {
       // A request on a keep-alive connection after close() began: in-flight ones finish, new ones go elsewhere.
       void reply.header('connection', 'close').header('retry-after', '1');
-      return sendError(reply, 503, 'SERVICE_UNAVAILABLE', 'Service unavailable: the server is shutting down. Try again shortly.', {
-        reason: 'SHUTTING_DOWN',
-      });
+      const message = 'Service unavailable: the server is shutting down. Try again shortly.';
+      return sendError(reply, 503, 'SERVICE_UNAVAILABLE', message, { reason: 'SHUTTING_DOWN' });
     }
     const encoding = req.headers['content-encoding'];
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
@@ -182,12 +182,14 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   // Fastify's JSON parser (secure-json-parse: refuses prototype-poisoning keys), behind a nesting limit.
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
+  const refuse = (code: string) => Object.assign(new Error(code), { code, statusCode: 400 });
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string;
-    if (text.length > MAX_JSON_DEPTH && nestsDeeper(text, MAX_JSON_DEPTH)) {
-      return done(Object.assign(new Error('JSON nests too deep'), { code: 'JSON_TOO_DEEP', statusCode: 400 }), undefined);
-    }
-    void parseJson(req, text, done);
+    if (text.length > MAX_JSON_DEPTH && nestsDeeper(text, MAX_JSON_DEPTH)) return done(refuse('JSON_TOO_DEEP'), undefined);
+    void parseJson(req, text, (err, parsed) => {
+      if (!err && Array.isArray(parsed) && parsed.length > MAX_BATCH_OPERATIONS) return done(refuse('BATCH_TOO_LONG'), undefined);
+      done(err, parsed);
+    });
   });
   // Apollo judges other content types itself (400 for a POST that is not JSON); hand it the raw text.
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -211,7 +213,8 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
 
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? '/';
-    const allow = ROUTE_METHODS[path];
+    // Asked of the router, so routes registered elsewhere (the playground) count too.
+    const allow = METHODS.filter((method) => app.hasRoute({ method, url: path })).join(', ');
     if (allow) {
       void reply.header('allow', allow);
       return sendError(reply, 405, 'BAD_REQUEST', `Method ${req.method} is not allowed on ${path}: use ${allow}`);

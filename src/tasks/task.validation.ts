@@ -49,7 +49,14 @@ export function parseTags(value: readonly string[]): string[] {
 }
 
 export function parseJson(value: JsonObject, field: 'metadata' | 'context'): JsonObject {
-  const bytes = Buffer.byteLength(JSON.stringify(value));
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // Nested too deeply to serialize (a stack overflow): refused like any other oversized value.
+    throw AppError.badInput(`${field} is nested too deeply`, field);
+  }
+  const bytes = Buffer.byteLength(text);
   if (bytes > LIMITS.jsonMaxBytes) throw AppError.badInput(`${field} must be at most 64 KiB serialized (got ${bytes} bytes)`, field);
   return value;
 }
