@@ -10,12 +10,12 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { freePort } from '../net.js';
 
 const run = promisify(execFile);
 
@@ -55,17 +55,6 @@ async function loadBinaries(): Promise<Binaries> {
   } catch {
     throw new Error(`No embedded PostgreSQL for ${platform}-${process.arch} (${name} is not installed): set DATABASE_URL`);
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, creating it if needed. */

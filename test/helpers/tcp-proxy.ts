@@ -3,17 +3,7 @@
  * connection reset), to play a database that is not there yet or goes away.
  */
 import net from 'node:net';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../../src/net.js';
 
 export class TcpProxy {
   private server: net.Server | undefined;
