@@ -49,7 +49,7 @@ describe('a long database outage', () => {
       // Open: refused at once, without waiting on the pool, and not ready.
       const started = Date.now();
       const fast = await read(server);
-      expect(Date.now() - started).toBeLessThan(200);
+      expect(Date.now() - started).toBeLessThan(500); // no pool wait (that would be DB_ACQUIRE_TIMEOUT_MS, 5 s)
       expect(fast.body.errors?.[0]?.extensions).toMatchObject({ code: 'SERVICE_UNAVAILABLE', reason: 'CIRCUIT_OPEN' });
       const ready = await fetch(`${server.url}/readyz`);
       expect(ready.status).toBe(503);
