@@ -5,8 +5,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Every server this file started: one a failed test left running is killed when the file ends. */
+const spawned = new Set<ChildProcess>();
+afterAll(() => {
+  for (const proc of spawned) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+});
 
 export interface ChildServer {
   proc: ChildProcess;
@@ -36,6 +43,7 @@ export function spawnServer(env: Record<string, string>, { group = false } = {})
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: group,
   });
+  spawned.add(proc);
   const lines: Array<Record<string, unknown>> = [];
   const watchers = new Set<() => void>();
   let buffer = '';
