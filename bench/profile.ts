@@ -1,6 +1,7 @@
 /**
  * Summarizes a V8 CPU profile (`node --cpu-prof`, as `npm run bench -- --cpu-prof` writes for our server): the
- * functions with the most self time, and self time by package, so "where does the time go" has a short answer.
+ * functions with the most self time, self time by package, and the functions with the most time including what
+ * they call, so "where does the time go" has a short answer.
  *
  *   npx tsx bench/profile.ts bench/results/profiles/<file>.cpuprofile [--top 25] [--skip SECONDS]
  */
