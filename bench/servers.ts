@@ -5,9 +5,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// Our server logs its URL only at INFO and the benchmark runs it at WARN, so the harness picks the port.
+import { freePort } from '../src/net.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -20,18 +21,6 @@ export interface ChildServer {
   /** Every stdout line so far (our server logs JSON lines). */
   readonly lines: string[];
   stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago (our server logs its URL only at INFO, and the benchmark runs at WARN). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Resident set size of a process in MB (VmRSS from /proc), or undefined where there is no /proc. */
