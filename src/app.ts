@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from './db/orm.js';
 import { waitForSchema } from './db/migrations-check.js';
+import { checkDefaultStatementTimeout } from './db/pgbouncer.js';
 import { poolStats } from './db/pool.js';
 import { createApollo } from './graphql/apollo.js';
 import type { GraphQLContext } from './graphql/context.js';
@@ -147,8 +148,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     if (bootAbort.signal.aborted) return;
     // Behind PgBouncer migrations cannot run (no session lock, and the migrator's second connection deadlocks):
     // they are a deploy step (`npm run migrate`), and the server waits until it has run.
-    if (config.database.pgbouncer) await waitForSchema(orm, log, bootAbort.signal, (reason) => (bootWaitReason = reason));
-    else await migrate(orm, log);
+    if (config.database.pgbouncer) {
+      await waitForSchema(orm, log, bootAbort.signal, (reason) => (bootWaitReason = reason));
+      await checkDefaultStatementTimeout(orm, config.database.statementTimeoutMs, log);
+    } else await migrate(orm, log);
     if (bootAbort.signal.aborted) return;
     apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter });
     await apollo.start();

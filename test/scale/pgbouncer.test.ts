@@ -73,6 +73,8 @@ describe.skipIf(pgbouncerMissing)(`behind PgBouncer (transaction pooling)${pgbou
 
     await server.app.ready;
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    // The database's default statement_timeout (none) is not DB_STATEMENT_TIMEOUT_MS: the operator is told the fix.
+    expect(server.logs.find((l) => l.level === 'warn' && String(l.msg).includes('ALTER ROLE'))).toMatchObject({ defaultStatementTimeoutMs: 0, expectedMs: STATEMENT_TIMEOUT_MS });
     const { rows } = await direct.query<{ n: number }>('select count(*)::int as n from mikro_orm_migrations');
     expect(rows[0]!.n).toBe(migrations.length);
     // A second run finds nothing to do.
