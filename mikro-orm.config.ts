@@ -10,12 +10,14 @@ import { ormOptions } from './src/db/orm.js';
 import { OperationRegistry } from './src/lifecycle/operations.js';
 
 const config = loadConfig();
-if (config.database.source.kind !== 'url') {
-  throw new Error('Migration commands need a database: set DATABASE_URL (or the POSTGRES_* variables)');
+if (config.database.directUrl === undefined) {
+  throw new Error('Migration commands need a database: set DATABASE_MIGRATION_URL or DATABASE_URL (or the POSTGRES_* variables)');
 }
 const options = ormOptions({
   database: config.database,
-  clientUrl: config.database.source.url,
+  // Never through PgBouncer: the migrator holds session state and opens a second connection.
+  clientUrl: config.database.directUrl,
+  direct: true,
   log: createLogger(config.log),
   operations: new OperationRegistry(),
 });

@@ -13,6 +13,8 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from './db/orm.js';
+import { waitForSchema } from './db/migrations-check.js';
+import { checkDefaultStatementTimeout } from './db/pgbouncer.js';
 import { poolStats } from './db/pool.js';
 import { createApollo } from './graphql/apollo.js';
 import type { GraphQLContext } from './graphql/context.js';
@@ -74,7 +76,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let apollo: ApolloServer<GraphQLContext> | undefined;
   const bootAbort = new AbortController();
   const guard = new DatabaseGuard({ log });
-  const transactions = new TransactionRunner({ log, operations, leakWarningMs: config.database.leakWarningMs });
+  const transactions = new TransactionRunner({
+    log,
+    operations,
+    leakWarningMs: config.database.leakWarningMs,
+    localStatementTimeoutMs: config.database.pgbouncer ? config.database.statementTimeoutMs : undefined,
+  });
+  /** Why a booting server is not ready yet, when it waits on the operator (pending migrations). */
+  let bootWaitReason: string | undefined;
   let stopPoolWatch: (() => void) | undefined;
   const metrics = createMetrics({
     pool: () => poolStats(orm, config.database.poolMax),
@@ -101,7 +110,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     unavailableCode: () => (state === 'booting' ? 'STARTING' : 'SHUTTING_DOWN'),
     unavailableReason: () => (state === 'booting' ? 'the server is starting' : 'the server is shutting down'),
     readiness: async () => {
-      if (state !== 'ready') return { ready: false, reason: state };
+      if (state !== 'ready') return { ready: false, reason: (state === 'booting' && bootWaitReason) || state };
       if (guard.state() === 'open') return { ready: false, reason: 'circuit breaker open: the database is failing' };
       const h = await health.check();
       return h.database ? { ready: true } : { ready: false, reason: 'database not reachable' };
@@ -137,7 +146,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     log.info({ min: config.database.poolMin, max: config.database.poolMax }, 'database pool opened');
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
     if (bootAbort.signal.aborted) return;
-    await migrate(orm, log);
+    // Behind PgBouncer migrations cannot run (no session lock, and the migrator's second connection deadlocks):
+    // they are a deploy step (`npm run migrate`), and the server waits until it has run.
+    if (config.database.pgbouncer) {
+      await waitForSchema(orm, log, bootAbort.signal, (reason) => (bootWaitReason = reason));
+      await checkDefaultStatementTimeout(orm, config.database.statementTimeoutMs, log);
+    } else await migrate(orm, log);
+    if (bootAbort.signal.aborted) return;
     apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter });
     await apollo.start();
     endpoint.attach(apollo, orm.em, { health, transactions });

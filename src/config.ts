@@ -81,6 +81,8 @@ const envSchema = z.object({
   PLAYGROUND: bool.optional(),
   TRUST_PROXY: bool.default(false),
   DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
+  DB_PGBOUNCER: bool.default(false),
+  DATABASE_MIGRATION_URL: postgresUrl.optional(),
 });
 
 /** Where the database comes from: a URL the operator gave, or the embedded PostgreSQL the server starts itself. */
@@ -115,6 +117,18 @@ export interface Config {
     readonly closeTimeoutMs: number;
     /** `DB_LEAK_WARNING_MS` (default 10000): a connection or transaction held longer is logged as a possible leak. */
     readonly leakWarningMs: number;
+    /**
+     * `DB_PGBOUNCER` (default false): the server's URL leads to PgBouncer in transaction pooling. No startup
+     * parameter but `application_name`, `statement_timeout` set per transaction (`SET LOCAL`), and no migrations at
+     * boot: the server waits, not ready, until `npm run migrate` has brought the schema up to date.
+     */
+    readonly pgbouncer: boolean;
+    /**
+     * The direct (non-PgBouncer) connection used for migrations and LISTEN: `DATABASE_MIGRATION_URL`, else the
+     * server's own URL; `undefined` with the embedded PostgreSQL (its URL is known only once it runs). Required
+     * with `DB_PGBOUNCER=true`, where the server's own URL leads to PgBouncer.
+     */
+    readonly directUrl: string | undefined;
   };
   readonly shutdown: {
     /** `SHUTDOWN_DELAY_MS` (default 0): readiness is 503 this long before the server stops accepting. */
@@ -219,13 +233,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.DB_POOL_MIN > e.DB_POOL_MAX) {
     throw new ConfigError(`Invalid DB_POOL_MIN (got "${e.DB_POOL_MIN}"): must not exceed DB_POOL_MAX (${e.DB_POOL_MAX})`);
   }
+  const source = databaseSource(e);
+  // Behind PgBouncer, migrations and LISTEN need a connection that bypasses it (they hold session state).
+  if (e.DB_PGBOUNCER && (source.kind !== 'url' || !e.DATABASE_MIGRATION_URL)) {
+    throw new ConfigError(
+      'Invalid DB_PGBOUNCER (got "true"): set DATABASE_URL to PgBouncer and DATABASE_MIGRATION_URL to a direct (non-PgBouncer) URL of the same database',
+    );
+  }
   const production = e.NODE_ENV === 'production';
   const config: Config = {
     port: e.PORT,
     host: e.HOST,
     nodeEnv: e.NODE_ENV,
     database: {
-      source: databaseSource(e),
+      source,
       poolMin: e.DB_POOL_MIN,
       poolMax: e.DB_POOL_MAX,
       acquireTimeoutMs: e.DB_ACQUIRE_TIMEOUT_MS,
@@ -234,6 +255,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       connectDeadlineMs: e.DB_CONNECT_DEADLINE_MS,
       closeTimeoutMs: e.DB_CLOSE_TIMEOUT_MS,
       leakWarningMs: e.DB_LEAK_WARNING_MS,
+      pgbouncer: e.DB_PGBOUNCER,
+      directUrl: e.DATABASE_MIGRATION_URL ?? (source.kind === 'url' ? source.url : undefined),
     },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
     metricsToken: e.METRICS_TOKEN,

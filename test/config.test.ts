@@ -62,4 +62,20 @@ describe('configuration', () => {
   it('refuses DB_POOL_MIN above DB_POOL_MAX', () => {
     expect(() => loadConfig({ DB_POOL_MIN: '5', DB_POOL_MAX: '3' })).toThrow(/^Invalid DB_POOL_MIN/);
   });
+
+  it('gives the direct URL for migrations and LISTEN: DATABASE_MIGRATION_URL, else the server\'s URL, none when embedded', () => {
+    expect(loadConfig({}).database).toMatchObject({ pgbouncer: false, directUrl: undefined });
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@h:1/d' }).database.directUrl).toBe('postgres://a@h:1/d');
+    expect(loadConfig({ POSTGRES_HOST: 'h' }).database.directUrl).toBe('postgres://postgres@h:5432/postgres');
+    const c = loadConfig({ DATABASE_URL: 'postgres://a@bouncer:6432/d', DB_PGBOUNCER: 'true', DATABASE_MIGRATION_URL: 'postgres://a@h:5432/d' });
+    expect(c.database).toMatchObject({ pgbouncer: true, directUrl: 'postgres://a@h:5432/d', source: { kind: 'url', url: 'postgres://a@bouncer:6432/d' } });
+    expect(loadConfig({ DATABASE_MIGRATION_URL: 'postgres://m@h:1/d' }).database.directUrl).toBe('postgres://m@h:1/d');
+  });
+
+  it('refuses DB_PGBOUNCER=true without a direct DATABASE_MIGRATION_URL, or with the embedded PostgreSQL', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://a@bouncer:6432/d', DB_PGBOUNCER: 'true' })).toThrow(/^Invalid DB_PGBOUNCER \(got "true"\): .*DATABASE_MIGRATION_URL/);
+    expect(() => loadConfig({ DB_PGBOUNCER: 'true', DATABASE_MIGRATION_URL: 'postgres://a@h:5432/d' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DB_PGBOUNCER: 'sometimes' })).toThrow(/^Invalid DB_PGBOUNCER \(got "sometimes"\)/);
+    expect(() => loadConfig({ DATABASE_MIGRATION_URL: 'mysql://x' })).toThrow(/^Invalid DATABASE_MIGRATION_URL/);
+  });
 });

@@ -32,10 +32,15 @@ export interface OrmOptionsInput {
   guard?: DatabaseGuard;
   /** Called with each statement's duration in ms (metrics). */
   onQuery?: (tookMs: number) => void;
+  /** `clientUrl` is a direct connection even when `database.pgbouncer` is on (migrations, the CLI). */
+  direct?: boolean;
 }
 
 /** Builds the ORM options from configuration. Used by the server and by `mikro-orm.config.ts` (the CLI). */
-export function ormOptions({ database, clientUrl, log, operations, guard, onQuery }: OrmOptionsInput): Options {
+export function ormOptions({ database, clientUrl, log, operations, guard, onQuery, direct = false }: OrmOptionsInput): Options {
+  // PgBouncer (transaction pooling) refuses every startup parameter but application_name; the timeout is then set
+  // per transaction by the TransactionRunner (SET LOCAL) and, for reads outside transactions, on the role.
+  const viaPgBouncer = database.pgbouncer && !direct;
   return {
     driver: guard ? resilientDriver(guard, log) : PostgreSqlDriver,
     entities: ENTITIES,
@@ -57,7 +62,7 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
     driverOptions: {
       connection: {
         application_name: database.applicationName,
-        statement_timeout: database.statementTimeoutMs,
+        ...(viaPgBouncer ? {} : { statement_timeout: database.statementTimeoutMs }),
         // Client-side bounds for what statement_timeout cannot catch (a frozen backend or a dead network):
         // a read that gets no answer fails instead of hanging, and so does a connection attempt.
         ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 1000 } : {}),
@@ -112,6 +117,14 @@ const FATAL_CONNECT_CODES: Record<string, string> = {
   '3D000': 'the database does not exist: check DATABASE_URL / POSTGRES_DATABASE',
 };
 
+/** PgBouncer's answer to a startup parameter it does not pass on: the URL leads to PgBouncer, the mode is off. */
+function fatalMessage(reason: string): string | undefined {
+  const match = /unsupported startup parameter: (\w+)/.exec(reason);
+  return match
+    ? `PgBouncer refused the startup parameter ${match[1]}: set DB_PGBOUNCER=true (and DATABASE_MIGRATION_URL) when DATABASE_URL leads to PgBouncer`
+    : undefined;
+}
+
 /** A boot failure that stops the process with one line. */
 export class BootError extends Error {
   override name = 'BootError';
@@ -142,8 +155,8 @@ export async function waitForDatabase(orm: MikroORM, deadlineMs: number, log: Lo
       return;
     }
     const code = sqlState(check.error);
-    const fatal = code ? FATAL_CONNECT_CODES[code] : undefined;
-    if (fatal) throw new BootError(`Cannot use the database: ${fatal} (SQLSTATE ${code})`);
+    const fatal = (code ? FATAL_CONNECT_CODES[code] : undefined) ?? fatalMessage(check.reason);
+    if (fatal) throw new BootError(`Cannot use the database: ${fatal}${code ? ` (SQLSTATE ${code})` : ''}`);
     const elapsed = Date.now() - started;
     if (elapsed >= deadlineMs) {
       throw new BootError(`The database did not answer within DB_CONNECT_DEADLINE_MS (${deadlineMs} ms): ${check.reason}`);

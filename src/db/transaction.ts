@@ -2,7 +2,9 @@
  * Transactions for the services: one `em.transactional` per mutation, retried a bounded number of times when
  * PostgreSQL aborts it for a serialization failure or a deadlock (the transaction rolled back, so running it again
  * cannot apply the change twice), and watched: one held longer than DB_LEAK_WARNING_MS is logged at WARN with
- * its operation and request id.
+ * its operation and request id. Behind PgBouncer (transaction pooling) each transaction starts by setting its own
+ * `statement_timeout` with transaction scope: a connection's startup parameters and session settings are not
+ * available there (a session `SET` would stay on the server connection and leak to other clients).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
@@ -19,6 +21,11 @@ export interface TransactionRunnerOptions {
   leakWarningMs: number;
   /** Attempts in all, the first included. */
   maxAttempts?: number;
+  /**
+   * When set (PgBouncer mode), every transaction first runs `set_config('statement_timeout', ms, true)`, the
+   * parameterised `SET LOCAL`: the timeout lasts until its commit or rollback. 0 means none, as in the config.
+   */
+  localStatementTimeoutMs?: number;
 }
 
 export class TransactionRunner {
@@ -26,7 +33,7 @@ export class TransactionRunner {
 
   /** Runs `work` in a transaction on `em` (the operation's fork), with the retries and the watch above. */
   async run<T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> {
-    const { log, operations, leakWarningMs, maxAttempts = 3 } = this.options;
+    const { log, operations, leakWarningMs, maxAttempts = 3, localStatementTimeoutMs: localTimeout } = this.options;
     const context = em.getLoggerContext<{ opKey?: number; requestId?: string }>();
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
@@ -39,7 +46,14 @@ export class TransactionRunner {
       }, leakWarningMs);
       watch.unref();
       try {
-        return await em.transactional(work);
+        return await em.transactional(
+          localTimeout === undefined
+            ? work
+            : async (tx) => {
+                await tx.execute('select set_config(?, ?, true)', ['statement_timeout', String(localTimeout)]);
+                return work(tx);
+              },
+        );
       } catch (err) {
         const state = sqlStateOf(err) ?? sqlStateOf((err as { cause?: unknown }).cause);
         if (attempt >= maxAttempts || !state || !RETRYABLE.has(state)) throw err;
