@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/graphql/errors.js';
 import { useServer, type GqlResponse } from '../helpers/server.js';
+import { feedCaughtUp } from '../helpers/feed.js';
 
 const { db, server } = useServer('hostile');
 let sql: pg.Client;
@@ -166,6 +167,7 @@ beforeAll(async () => {
     const res = await server.gql<{ tasks: { edges: Array<{ cursor: string }> } }>('query($o: [TaskOrder!]) { tasks(first: 2, orderBy: $o) { edges { cursor } } }', { o: orderBy });
     realCursors.push(...res.body.data!.tasks.edges.map((e) => e.cursor));
   }
+  await feedCaughtUp(db);
   const feed = await server.gql<{ taskEvents: { edges: Array<{ cursor: string }> } }>('{ taskEvents(first: 2) { edges { cursor } } }');
   realCursors.push(...feed.body.data!.taskEvents.edges.map((e) => e.cursor));
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../helpers/server.js';
+import { feedCaughtUp } from '../helpers/feed.js';
 
 const { db, server } = useServer('events');
 
@@ -28,11 +29,13 @@ async function feed(args: string): Promise<Feed> {
 }
 
 async function head(): Promise<string | null> {
+  await feedCaughtUp(db);
   return (await feed('last: 1')).pageInfo.endCursor;
 }
 
-/** Every event after `cursor`, page by page. */
-async function drain(cursor: string | null, pageSize = 3): Promise<EventOut[]> {
+/** Every event after `cursor`, page by page; first waits until the feed shows what committed so far (`settle`). */
+async function drain(cursor: string | null, pageSize = 3, settle = true): Promise<EventOut[]> {
+  if (settle) await feedCaughtUp(db);
   const out: EventOut[] = [];
   let after = cursor;
   for (;;) {
@@ -130,7 +133,8 @@ describe('the taskEvents change feed', () => {
     const seen: EventOut[] = [];
     const poll = async () => {
       const cursor = seen.length ? seen.at(-1)!.cursor : start;
-      seen.push(...(await drain(cursor)));
+      // No waiting for the feed to settle: this test's own open transaction holds it back on purpose.
+      seen.push(...(await drain(cursor, 3, false)));
     };
     // A writer that starts first and commits last: its event is written, but not yet committed.
     const slow = await db.client();
@@ -151,6 +155,7 @@ describe('the taskEvents change feed', () => {
       // While the slow transaction is open the feed holds back rather than moving past its event.
       expect(seen.filter((e) => e.taskId === slowTask)).toEqual([]);
       await slow.query('commit');
+      await feedCaughtUp(db);
       await poll();
       const ids = seen.map((e) => e.taskId);
       expect(ids).toContain(slowTask);

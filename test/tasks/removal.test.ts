@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../helpers/server.js';
+import { feedCaughtUp } from '../helpers/feed.js';
 
 const { db, server } = useServer('removal');
 
@@ -66,6 +67,7 @@ describe('deleteTask', () => {
 
     const events = await rows('select kind, task_id from task_event where task_id = $1 order by id', [doomed]);
     expect(events.map((e) => e.kind)).toEqual(['CREATED', 'DEPENDENCY_ADDED', 'DEPENDENCY_REMOVED', 'STATUS_CHANGED', 'DELETED']);
+    await feedCaughtUp(db);
     const feed = await ok<{ taskEvents: { nodes: Array<{ kind: string; taskId: string; task: unknown }> } }>(
       '{ taskEvents(last: 100) { nodes { kind taskId task { id } } } }',
     );
