@@ -16,6 +16,7 @@ import { TaskEventSchema } from '../tasks/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
 import { resilientDriver } from './driver.js';
 import type { DatabaseGuard } from './guard.js';
+import type { ReplicaRouter } from './replicas.js';
 
 /** The repository root: migrations are found relative to it, whatever the working directory. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -32,12 +33,16 @@ export interface OrmOptionsInput {
   guard?: DatabaseGuard;
   /** Called with each statement's duration in ms (metrics). */
   onQuery?: (tookMs: number) => void;
+  /** Routes reads to the replicas of `database.replicaUrls` (with the guard only; the CLI uses the primary alone). */
+  replicas?: ReplicaRouter;
 }
 
 /** Builds the ORM options from configuration. Used by the server and by `mikro-orm.config.ts` (the CLI). */
-export function ormOptions({ database, clientUrl, log, operations, guard, onQuery }: OrmOptionsInput): Options {
+export function ormOptions({ database, clientUrl, log, operations, guard, onQuery, replicas }: OrmOptionsInput): Options {
   return {
-    driver: guard ? resilientDriver(guard, log) : PostgreSqlDriver,
+    driver: guard ? resilientDriver(guard, log, replicas) : PostgreSqlDriver,
+    // Each replica gets a pool like the primary's (same pool and driver options); the router picks per request.
+    ...(guard && replicas ? { replicas: database.replicaUrls.map((url, i) => ({ name: `replica-${i}`, clientUrl: url })), preferReadReplicas: true } : {}),
     entities: ENTITIES,
     clientUrl,
     baseDir: PROJECT_ROOT,
