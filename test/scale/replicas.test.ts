@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationSkipReason, startReplication, type Replication } from '../helpers/replication.js';
 import { startServer, useServer, waitFor, type TestServer } from '../helpers/server.js';
+import { CreateTaskDocument, ShowTaskDocument, createClient } from '../../client/index.js';
+import { minLsnFetch } from '../../playground/src/min-lsn.js';
 
 const skip = replicationSkipReason();
 const DATABASE = 'tt_replicas';
@@ -121,6 +123,29 @@ describe.skipIf(skip)(`read replicas${skip ? ` (skipped: ${skip})` : ''}`, () =>
       // `events` is read after the commit, by a batched hand-written query: it must see the `created` event.
       const { task } = await create('reads its own write');
       expect(task.events.totalCount).toBe(1);
+    } finally {
+      await repl.resumeReplay();
+    }
+  });
+
+  it('has the typed client and the playground send back the last x-min-lsn they received', async () => {
+    await repl.pauseReplay();
+    try {
+      const url = `${server.url}/graphql`;
+      const client = createClient({ url });
+      const { createTask } = await client.request(CreateTaskDocument, { input: { title: 'typed client' } });
+      expect(client.minLsn()).toMatch(LSN);
+      expect((await client.request(ShowTaskDocument, { id: createTask.id })).task?.title).toBe('typed client');
+      // A client that has not written anything reads from the paused replica.
+      expect((await createClient({ url }).request(ShowTaskDocument, { id: createTask.id })).task).toBeNull();
+
+      const playgroundFetch = minLsnFetch(fetch);
+      const post = async <T>(query: string, variables: Record<string, unknown>) => {
+        const res = await playgroundFetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+        return ((await res.json()) as { data: T }).data;
+      };
+      const { createTask: created } = await post<{ createTask: TaskOut }>(CREATE, { input: { title: 'playground' } });
+      expect((await post<{ task: TaskOut | null }>(READ, { id: created.id })).task?.title).toBe('playground');
     } finally {
       await repl.resumeReplay();
     }
