@@ -248,3 +248,23 @@ describe('without replicas', () => {
     expect(ready).toEqual({ status: 'ready' });
   });
 });
+
+describe('with a replica that is unreachable from the start', () => {
+  // Nothing listens on port 1: every connection attempt is refused at once.
+  const { server } = useServer('dead_replica', { DATABASE_REPLICA_URLS: 'postgres://postgres@127.0.0.1:1/nowhere', DB_REPLICA_WAIT_MS: '20' });
+
+  it('boots, stays ready, reports the replica down and serves every read from the primary', async () => {
+    await waitFor(async () => ((await (await fetch(`${server.url}/readyz`)).json()) as Readiness).replicas?.[0]?.state === 'down', 'the replica reported down');
+    const created = await server.gql<{ createTask: TaskOut }>(CREATE, { input: { title: 'primary only' } });
+    expect(created.body.errors).toBeUndefined();
+    const minLsn = created.headers.get('x-min-lsn');
+    expect(minLsn).toMatch(LSN);
+    for (const headers of [{}, { 'x-min-lsn': minLsn! }]) {
+      const res = await server.gql<{ task: TaskOut | null }>(READ, { id: created.body.data!.createTask.id }, headers);
+      expect(res.body.data?.task?.title).toBe('primary only');
+    }
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', replicas: [{ name: '127.0.0.1:1/nowhere', state: 'down', reason: expect.any(String) as string }] });
+  });
+});
