@@ -65,7 +65,7 @@ export function replicaName(url: string): string {
 }
 
 /** Pause between replay-position polls while a request waits for a replica to catch up. */
-const WAIT_POLL_MS = 5;
+const WAIT_POLL_MS = 2;
 
 export class ReplicaRouter {
   private readonly slots: Slot[];
