@@ -259,7 +259,7 @@ describe('with a replica that is unreachable from the start', () => {
     expect(created.body.errors).toBeUndefined();
     const minLsn = created.headers.get('x-min-lsn');
     expect(minLsn).toMatch(LSN);
-    for (const headers of [{}, { 'x-min-lsn': minLsn! }]) {
+    for (const headers of [{}, { 'x-min-lsn': minLsn! }] as Array<Record<string, string>>) {
       const res = await server.gql<{ task: TaskOut | null }>(READ, { id: created.body.data!.createTask.id }, headers);
       expect(res.body.data?.task?.title).toBe('primary only');
     }
