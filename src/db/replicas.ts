@@ -113,7 +113,8 @@ export class ReplicaRouter {
     const routing: RequestRouting = { wrote: false, minLsn, target: undefined };
     if (minLsn === undefined || this.qualifying(minLsn).length > 0) return routing;
     const deadline = Date.now() + this.options.waitMs;
-    while (Date.now() < deadline) {
+    // With no replica in rotation there is nothing to wait for.
+    while (Date.now() < deadline && this.slots.some((s) => s.state === 'up')) {
       await this.refreshReplayPositions(deadline - Date.now());
       if (this.qualifying(minLsn).length > 0) return routing;
       const left = deadline - Date.now();
