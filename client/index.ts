@@ -1,6 +1,10 @@
 /**
  * The typed client: sends the typed document nodes `npm run codegen` generates from client/operations to a
  * task-tracker server, and turns GraphQL errors into exceptions that carry the contract's error code.
+ *
+ * Read-your-writes with read replicas: a server with replicas answers each mutation with an `x-min-lsn` header (the
+ * WAL position its commit reached). The client keeps the highest one it has received and sends it on every later
+ * request, so its reads are served only by a replica that has replayed its writes (or by the primary).
  */
 import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -28,6 +32,17 @@ export interface ClientOptions {
   /** Extra headers for every request. */
   headers?: Record<string, string>;
   fetch?: typeof fetch;
+  /** An `x-min-lsn` to start from (e.g. handed over from another client of the same user). */
+  minLsn?: string;
+}
+
+/** The header that carries a write's WAL position (response) and the position reads must reflect (request). */
+export const MIN_LSN_HEADER = 'x-min-lsn';
+
+/** `hi/lo` hex (PostgreSQL's pg_lsn) as a number; undefined when not one. */
+function lsnValue(text: string): bigint | undefined {
+  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());
+  return match ? (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`) : undefined;
 }
 
 interface GraphQLResponse<T> {
@@ -39,12 +54,22 @@ interface GraphQLResponse<T> {
 export interface TaskTrackerClient {
   /** Runs one operation; resolves with its data, rejects with a {@link TaskTrackerError}. */
   request<TResult, TVariables extends Record<string, unknown>>(document: TypedDocumentNode<TResult, TVariables>, variables?: TVariables): Promise<TResult>;
+  /** The highest `x-min-lsn` received so far (sent with every request); undefined before the first write. */
+  minLsn(): string | undefined;
 }
 
 /** Creates a client. */
 export function createClient(options: ClientOptions): TaskTrackerClient {
   const doFetch = options.fetch ?? fetch;
+  let minLsn = options.minLsn !== undefined && lsnValue(options.minLsn) !== undefined ? options.minLsn : undefined;
+  /** Keeps the highest position: responses may arrive out of order. */
+  const remember = (received: string | null) => {
+    const value = received === null ? undefined : lsnValue(received);
+    if (value === undefined) return;
+    if (minLsn === undefined || value > (lsnValue(minLsn) ?? 0n)) minLsn = received?.trim();
+  };
   return {
+    minLsn: () => minLsn,
     async request(document, variables) {
       let res: Response;
       try {
@@ -54,6 +79,7 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
             'content-type': 'application/json',
             accept: 'application/graphql-response+json, application/json',
             ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+            ...(minLsn ? { [MIN_LSN_HEADER]: minLsn } : {}),
             ...options.headers,
           },
           body: JSON.stringify({ query: print(document), variables }),
@@ -61,6 +87,7 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
       } catch (err) {
         throw new TaskTrackerError(`Cannot reach ${options.url}: ${(err as Error).message}`, 'UNREACHABLE');
       }
+      remember(res.headers.get(MIN_LSN_HEADER));
       let body: GraphQLResponse<never>;
       try {
         body = (await res.json()) as GraphQLResponse<never>;

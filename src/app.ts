@@ -30,6 +30,8 @@ import { TransactionRunner } from './db/transaction.js';
 import { watchPool } from './db/pool-watch.js';
 import { createMetrics } from './http/metrics.js';
 import { OperationRegistry } from './lifecycle/operations.js';
+import { ReplicaRouter } from './db/replicas.js';
+import { ReplicaMonitor } from './db/replicas-monitor.js';
 
 /** The life of an app, in order. */
 export type AppState = 'booting' | 'ready' | 'draining' | 'stopped';
@@ -85,10 +87,15 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   /** Why a booting server is not ready yet, when it waits on the operator (pending migrations). */
   let bootWaitReason: string | undefined;
   let stopPoolWatch: (() => void) | undefined;
+  // Read replicas: only when configured (no router, no monitor, no routing work otherwise).
+  const { replicaUrls, replicaWaitMs, replicaMaxLagMs } = config.database;
+  const replicas = replicaUrls.length > 0 ? new ReplicaRouter({ urls: replicaUrls, waitMs: replicaWaitMs, log }) : undefined;
+  const replicaMonitor = replicas && new ReplicaMonitor(replicas, { maxLagMs: replicaMaxLagMs, log });
   const metrics = createMetrics({
     pool: () => poolStats(orm, config.database.poolMax),
     breakerState: () => guard.state(),
     appState: () => state,
+    replicas: () => replicas?.status() ?? [],
   });
   const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
@@ -99,6 +106,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     authenticator: config.auth ? new Authenticator(config.auth) : undefined,
     trustProxy: config.trustProxy,
     operationTimeoutMs: config.limits.operationTimeoutMs,
+    replicas,
   });
   if (!config.auth && config.nodeEnv === 'production') {
     log.warn('authentication is off (no AUTH_JWT_SECRET or AUTH_JWKS_URL) while NODE_ENV=production: anyone who reaches the port can read and change tasks');
@@ -113,7 +121,9 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       if (state !== 'ready') return { ready: false, reason: (state === 'booting' && bootWaitReason) || state };
       if (guard.state() === 'open') return { ready: false, reason: 'circuit breaker open: the database is failing' };
       const h = await health.check();
-      return h.database ? { ready: true } : { ready: false, reason: 'database not reachable' };
+      // Replicas are reported, never required: their reads go to the primary while none is up.
+      const replicaStatus = replicas ? { replicas: replicas.status() } : {};
+      return h.database ? { ready: true, ...replicaStatus } : { ready: false, reason: 'database not reachable', ...replicaStatus };
     },
     metrics: () => metrics.render(),
     metricsToken: config.metricsToken,
@@ -138,7 +148,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     }
     if (bootAbort.signal.aborted) return;
     orm = await createOrm(
-      ormOptions({ database: config.database, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms) }),
+      ormOptions({ database: config.database, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms), replicas }),
     );
     const connection = orm.em.getConnection();
     guard.setProbe(() => connection.getKnex().raw('select 1'));
@@ -153,6 +163,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       await checkDefaultStatementTimeout(orm, config.database.statementTimeoutMs, log);
     } else await migrate(orm, log);
     if (bootAbort.signal.aborted) return;
+    replicaMonitor?.start();
     apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter });
     await apollo.start();
     endpoint.attach(apollo, orm.em, { health, transactions });
@@ -171,6 +182,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     let clean = true;
     guard.stop();
     stopPoolWatch?.();
+    // Before the pools close (orm.close() closes the replica pools too, once): no probe may use a closed pool.
+    await replicaMonitor?.stop();
     await apollo?.stop().catch((err: unknown) => log.warn({ err }, 'apollo stop failed'));
     if (orm) {
       const closed = await closeOrm(orm, config.database.closeTimeoutMs);

@@ -83,6 +83,13 @@ const envSchema = z.object({
   DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
   DB_PGBOUNCER: bool.default(false),
   DATABASE_MIGRATION_URL: postgresUrl.optional(),
+  DATABASE_REPLICA_URLS: z
+    .string()
+    .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u !== ''))
+    .pipe(z.array(postgresUrl).max(16, { message: 'expected at most 16 replica URLs' }))
+    .default([]),
+  DB_REPLICA_MAX_LAG_MS: int(100, 3_600_000).default(5000),
+  DB_REPLICA_WAIT_MS: int(0, 10_000).default(50),
 });
 
 /** Where the database comes from: a URL the operator gave, or the embedded PostgreSQL the server starts itself. */
@@ -129,6 +136,18 @@ export interface Config {
      * with `DB_PGBOUNCER=true`, where the server's own URL leads to PgBouncer.
      */
     readonly directUrl: string | undefined;
+    /**
+     * `DATABASE_REPLICA_URLS` (comma-separated; default none): streaming replicas of the primary. GraphQL reads
+     * outside transactions go to them; writes, transactions and the reads of a request that wrote go to the primary.
+     */
+    readonly replicaUrls: readonly string[];
+    /** `DB_REPLICA_MAX_LAG_MS` (default 5000): a replica further behind the primary is taken out of rotation. */
+    readonly replicaMaxLagMs: number;
+    /**
+     * `DB_REPLICA_WAIT_MS` (default 50; 0 = none): how long a request carrying `x-min-lsn` waits for a replica to
+     * replay that far before it reads from the primary instead.
+     */
+    readonly replicaWaitMs: number;
   };
   readonly shutdown: {
     /** `SHUTDOWN_DELAY_MS` (default 0): readiness is 503 this long before the server stops accepting. */
@@ -257,6 +276,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leakWarningMs: e.DB_LEAK_WARNING_MS,
       pgbouncer: e.DB_PGBOUNCER,
       directUrl: e.DATABASE_MIGRATION_URL ?? (source.kind === 'url' ? source.url : undefined),
+      replicaUrls: e.DATABASE_REPLICA_URLS,
+      replicaMaxLagMs: e.DB_REPLICA_MAX_LAG_MS,
+      replicaWaitMs: e.DB_REPLICA_WAIT_MS,
     },
     shutdown: { delayMs: e.SHUTDOWN_DELAY_MS, graceMs: e.SHUTDOWN_GRACE_MS },
     metricsToken: e.METRICS_TOKEN,

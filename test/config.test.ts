@@ -79,3 +79,24 @@ describe('configuration', () => {
     expect(() => loadConfig({ DATABASE_MIGRATION_URL: 'mysql://x' })).toThrow(/^Invalid DATABASE_MIGRATION_URL/);
   });
 });
+
+describe('read replica configuration', () => {
+  it('has no replicas by default, a 5 s lag bound and a 50 ms wait', () => {
+    expect(loadConfig({}).database).toMatchObject({ replicaUrls: [], replicaMaxLagMs: 5000, replicaWaitMs: 50 });
+  });
+
+  it('splits DATABASE_REPLICA_URLS on commas, trimming blanks', () => {
+    const c = loadConfig({ DATABASE_REPLICA_URLS: ' postgres://r1:5432/db , postgres://r2:5432/db,', DB_REPLICA_MAX_LAG_MS: '1500', DB_REPLICA_WAIT_MS: '0' });
+    expect(c.database.replicaUrls).toEqual(['postgres://r1:5432/db', 'postgres://r2:5432/db']);
+    expect(c.database).toMatchObject({ replicaMaxLagMs: 1500, replicaWaitMs: 0 });
+    expect(Object.isFrozen(c.database.replicaUrls)).toBe(true);
+  });
+
+  it.each([
+    ['DATABASE_REPLICA_URLS', 'postgres://ok/db,mysql://x', /^Invalid DATABASE_REPLICA_URLS .*expected a URL like postgres:/],
+    ['DB_REPLICA_MAX_LAG_MS', '10', /^Invalid DB_REPLICA_MAX_LAG_MS \(got "10"\): expected at least 100/],
+    ['DB_REPLICA_WAIT_MS', '-1', /^Invalid DB_REPLICA_WAIT_MS/],
+  ])('refuses %s=%s with one line naming it', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+});

@@ -3,22 +3,30 @@
  * the circuit breaker, and a read outside a transaction whose connection died (backend terminated, connection
  * reset) is retried once on a fresh connection. Writes and statements inside transactions are never retried
  * here: their outcome is unknown once the connection is gone, and a mutation must not be applied twice.
+ *
+ * With read replicas (DATABASE_REPLICA_URLS), `getConnection('read')` asks the app's {@link ReplicaRouter} where
+ * the current request reads (src/db/replicas.ts). Replica connections do not go through the primary's breaker: a
+ * read that fails there at the connection level takes the replica out of rotation and runs again on the primary.
  */
 import { AbstractSqlDriver, PostgreSqlConnection, PostgreSqlPlatform, type Knex } from '@mikro-orm/postgresql';
-import type { Configuration } from '@mikro-orm/core';
+import type { Configuration, ConnectionType } from '@mikro-orm/core';
 import type { Logger } from '../logger.js';
-import { isConnectionError } from '../graphql/errors.js';
+import { isConnectionError, sqlStateOf } from '../graphql/errors.js';
 import type { DatabaseGuard } from './guard.js';
+import type { ReplicaRouter, RunSql } from './replicas.js';
 
 type ExecuteArgs = Parameters<PostgreSqlConnection['execute']>;
 
 /** Pause before retrying on a fresh connection. */
 const RETRY_PAUSE_MS = 50;
 
-/** What hand-written SQL (src/db/sql.ts) uses to go through the same breaker and read retry. */
+/** What hand-written SQL (src/db/sql.ts) uses to go through the same breaker, read retry and replica fallback. */
 export interface GuardedConnection {
-  /** Runs `call` through the breaker; when `retryable`, a connection-level failure is retried once. */
-  guarded<T>(call: () => Promise<T>, retryable: boolean): Promise<T>;
+  /**
+   * Runs `call` through the breaker; when `retryable`, a connection-level failure is retried once. `call` is given
+   * the connection to run on: this one, or the primary when a replica failed.
+   */
+  guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T>;
 }
 
 export function isGuarded(connection: object): connection is GuardedConnection {
@@ -36,17 +44,53 @@ function sqlOf(query: ExecuteArgs[0]): string {
   return typeof query === 'string' ? query : query.toSQL().sql;
 }
 
-/** Builds the driver class for one app (it closes over that app's guard and logger: no shared state). */
-export function resilientDriver(guard: DatabaseGuard, log: Logger): new (config: Configuration) => AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
+/** A replica read failure that says the replica (not the statement) is the problem. */
+function isReplicaDown(err: unknown): boolean {
+  const message = (err as { message?: unknown } | null)?.message;
+  if (typeof message === 'string' && /Timeout acquiring a connection|Query read timeout/.test(message)) return true;
+  return isConnectionError(err);
+}
+
+/** A hot-standby conflict (`canceling statement due to conflict with recovery`): the primary has no such conflict. */
+function isRecoveryConflict(err: unknown): boolean {
+  return sqlStateOf(err) === '40001' && /conflict with recovery/.test(String((err as { message?: unknown } | null)?.message));
+}
+
+/**
+ * Builds the driver class for one app (it closes over that app's guard, logger and replica router: no shared
+ * state). Without a router, or with no replicas configured, every statement goes to the primary.
+ */
+export function resilientDriver(
+  guard: DatabaseGuard,
+  log: Logger,
+  router?: ReplicaRouter,
+): new (config: Configuration) => AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
   class ResilientConnection extends PostgreSqlConnection implements GuardedConnection {
+    /** Set by the driver on replica connections: which replica, and the primary to fall back to. */
+    replica: { index: number; primary: ResilientConnection } | undefined;
+
     override async execute<T>(...args: ExecuteArgs): Promise<T> {
       const query = args[0];
       const inTransaction = args[3] !== undefined && args[3] !== null;
-      return this.guarded(() => super.execute(...args) as Promise<T>, !inTransaction && isReadOnlyStatement(sqlOf(query)));
+      const readOnly = isReadOnlyStatement(sqlOf(query));
+      if (this.replica) {
+        // A transaction's statements carry the primary's transaction; a write never belongs on a replica.
+        const { primary } = this.replica;
+        if (inTransaction || !readOnly) return primary.execute<T>(...args);
+        return this.onReplica(() => super.execute(...args) as Promise<T>, () => primary.execute<T>(...args));
+      }
+      return this.guarded(() => super.execute(...args) as Promise<T>, !inTransaction && readOnly);
     }
 
-    guarded<T>(call: () => Promise<T>, retryable: boolean): Promise<T> {
-      const once = () => guard.run(call);
+    guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T> {
+      if (this.replica) {
+        const { primary } = this.replica;
+        if (!retryable) return primary.guarded(call, retryable);
+        return this.onReplica(() => call(this), () => primary.guarded(call, retryable));
+      }
+      // Not retryable means a write or a statement of a transaction: the request's later reads must see it.
+      if (!retryable) router?.noteWrite();
+      const once = () => guard.run(() => call(this));
       return once().catch(async (err: unknown) => {
         if (!retryable || !isConnectionError(err)) throw err;
         log.warn({ err }, 'read failed on a dead connection: retrying once on a fresh one');
@@ -57,18 +101,50 @@ export function resilientDriver(guard: DatabaseGuard, log: Logger): new (config:
       });
     }
 
+    /** Runs a read on this replica; if the replica fails it, marks it down and runs `fallback` on the primary. */
+    private async onReplica<T>(read: () => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+      const index = this.replica?.index ?? -1;
+      try {
+        return await read();
+      } catch (err) {
+        const down = isReplicaDown(err);
+        if (!down && !isRecoveryConflict(err)) throw err;
+        if (down) router?.reportFailure(index, err);
+        log.warn({ err, replica: index }, 'read failed on a replica: reading from the primary');
+        return fallback();
+      }
+    }
+
     override async begin(...args: BeginArgs): Promise<Knex.Transaction> {
       const [options] = args;
       // A savepoint inside a transaction reuses its connection; only a new transaction needs the pool.
       if (options?.ctx) return super.begin(...args);
+      // The request now writes: its later reads must see this transaction, so they go to the primary.
+      router?.noteWrite();
       // A BEGIN that fails on a dead connection ran nothing of the transaction: safe to try once more.
       return this.guarded(() => super.begin(...args), true);
     }
   }
 
+  const rows = (connection: PostgreSqlConnection): RunSql => async (text) =>
+    (await connection.getKnex().raw<{ rows: Array<Record<string, unknown>> }>(text)).rows;
+
   return class ResilientPostgreSqlDriver extends AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
     constructor(config: Configuration) {
       super(config, new PostgreSqlPlatform(), ResilientConnection, ['knex', 'pg']);
+      const primary = this.connection as ResilientConnection;
+      const replicas = this.replicas as ResilientConnection[];
+      replicas.forEach((replica, index) => (replica.replica = { index, primary }));
+      // The router's own statements: on the primary through the breaker; on a replica directly (no fallback: a
+      // probe is how the monitor learns that a replica is down).
+      router?.bind((text) => primary.guarded((c) => rows(c)(text), true), replicas.map(rows));
+    }
+
+    /** `read` goes where the current request's routing says (a replica or the primary); `write` to the primary. */
+    override getConnection(type: ConnectionType = 'write'): PostgreSqlConnection {
+      if (type === 'write' || !router || this.replicas.length === 0) return this.connection;
+      const target = router.readTarget();
+      return (target === undefined ? undefined : this.replicas[target]) ?? this.connection;
     }
   };
 }

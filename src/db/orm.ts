@@ -16,6 +16,7 @@ import { TaskEventSchema } from '../tasks/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
 import { resilientDriver } from './driver.js';
 import type { DatabaseGuard } from './guard.js';
+import type { ReplicaRouter } from './replicas.js';
 
 /** The repository root: migrations are found relative to it, whatever the working directory. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,15 +35,19 @@ export interface OrmOptionsInput {
   onQuery?: (tookMs: number) => void;
   /** `clientUrl` is a direct connection even when `database.pgbouncer` is on (migrations, the CLI). */
   direct?: boolean;
+  /** Routes reads to the replicas of `database.replicaUrls` (with the guard only; the CLI uses the primary alone). */
+  replicas?: ReplicaRouter;
 }
 
 /** Builds the ORM options from configuration. Used by the server and by `mikro-orm.config.ts` (the CLI). */
-export function ormOptions({ database, clientUrl, log, operations, guard, onQuery, direct = false }: OrmOptionsInput): Options {
+export function ormOptions({ database, clientUrl, log, operations, guard, onQuery, direct = false, replicas }: OrmOptionsInput): Options {
   // PgBouncer (transaction pooling) refuses every startup parameter but application_name; the timeout is then set
   // per transaction by the TransactionRunner (SET LOCAL) and, for reads outside transactions, on the role.
   const viaPgBouncer = database.pgbouncer && !direct;
   return {
-    driver: guard ? resilientDriver(guard, log) : PostgreSqlDriver,
+    driver: guard ? resilientDriver(guard, log, replicas) : PostgreSqlDriver,
+    // Each replica gets a pool like the primary's (same pool and driver options); the router picks per request.
+    ...(guard && replicas ? { replicas: database.replicaUrls.map((url, i) => ({ name: `replica-${i}`, clientUrl: url })), preferReadReplicas: true } : {}),
     entities: ENTITIES,
     clientUrl,
     baseDir: PROJECT_ROOT,

@@ -54,13 +54,15 @@ interface Counted {
 /**
  * Runs a statement on the operation's connection (its transaction, if any) with bind parameters; returns the
  * rows. It goes through the circuit breaker, and a read outside a transaction is retried once if its connection
- * died, like every ORM statement (src/db/driver.ts).
+ * died, like every ORM statement (src/db/driver.ts). A read outside a transaction is routed like the ORM's reads:
+ * to the request's replica when there are replicas (src/db/replicas.ts), else to the primary.
  */
 export async function query<T = Record<string, unknown>>(em: EntityManager, statement: Sql): Promise<T[]> {
-  const connection = em.getConnection();
   const trx = em.getTransactionContext<Knex.Transaction>();
-  const run = async (): Promise<T[]> => {
-    const q = connection.getKnex().raw(statement.text, statement.params as Knex.RawBinding[]);
+  const readOnly = !trx && isReadOnlyStatement(statement.text);
+  const connection = em.getConnection(readOnly ? 'read' : 'write');
+  const run = async (on: typeof connection): Promise<T[]> => {
+    const q = on.getKnex().raw(statement.text, statement.params as Knex.RawBinding[]);
     if (trx) void q.transacting(trx);
     const started = performance.now();
     try {
@@ -72,10 +74,10 @@ export async function query<T = Record<string, unknown>>(em: EntityManager, stat
       throw em.getPlatform().getExceptionConverter().convertException(err as Error);
     } finally {
       // `logQuery` is protected in MikroORM's types; calling it keeps logging, SQL counts and timings uniform.
-      (connection as unknown as Counted).logQuery(statement.text, { ...em.getLoggerContext(), took: performance.now() - started });
+      (on as unknown as Counted).logQuery(statement.text, { ...em.getLoggerContext(), took: performance.now() - started });
     }
   };
-  return isGuarded(connection) ? connection.guarded(run, !trx && isReadOnlyStatement(statement.text)) : run();
+  return isGuarded(connection) ? connection.guarded((on) => run(on), readOnly) : run(connection);
 }
 
 /** An {@link Sql} from text with `?` placeholders and its parameters. */

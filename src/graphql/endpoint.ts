@@ -8,6 +8,8 @@ import type { ApolloServer } from '@apollo/server';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import type { Operation, OperationRegistry } from '../lifecycle/operations.js';
+import type { ReplicaRouter } from '../db/replicas.js';
+import { parseLsn } from '../db/replicas-lsn.js';
 import { createContext, type AppServices, type GraphQLContext } from './context.js';
 import { AppError } from './errors.js';
 import { graphqlHandler } from './handler.js';
@@ -32,6 +34,23 @@ export interface EndpointOptions {
   /** Take the client address from X-Forwarded-For (TRUST_PROXY). */
   trustProxy: boolean;
   operationTimeoutMs: number;
+  /** Read routing across replicas (DATABASE_REPLICA_URLS); undefined without replicas. */
+  replicas?: ReplicaRouter | undefined;
+}
+
+/** The request header a client sends back, and the response header a write answers with. */
+export const MIN_LSN_HEADER = 'x-min-lsn';
+
+/** The `x-min-lsn` a request carries, if any. */
+function requestedMinLsn(request: FastifyRequest): bigint | undefined {
+  const value = request.headers[MIN_LSN_HEADER];
+  if (value === undefined) return undefined;
+  const lsn = typeof value === 'string' ? parseLsn(value) : undefined;
+  if (lsn === undefined) {
+    const message = `The ${MIN_LSN_HEADER} header must be a WAL position like 0/16B3748: send back the value a response gave you`;
+    throw new AppError('BAD_REQUEST', message, {}, { status: 400 });
+  }
+  return lsn;
 }
 
 /** The address a request comes from, for rate limiting when there is no authenticated subject. */
@@ -70,9 +89,25 @@ export class GraphQLEndpoint {
       const principal = authenticator ? await authenticator.authenticate(request.headers.authorization) : undefined;
       const rateKey = principal ? `sub:${principal.subject}` : `ip:${clientAddress(request, trustProxy)}`;
       this.callers.set(request, { operation, principal, rateKey });
-      return await (this.run as NonNullable<typeof this.run>)(request, reply, (e) => {
+      const run = this.run as NonNullable<typeof this.run>;
+      const onExecution = (e: Promise<unknown>) => {
         execution = e;
-      });
+      };
+      const { replicas } = this.options;
+      if (!replicas) return await run(request, reply, onExecution);
+      // Read-your-writes: the request reads where its x-min-lsn allows, and a write answers with the position
+      // its commit reached, for the client to send back.
+      const routing = await replicas.routingFor(requestedMinLsn(request));
+      const minLsnHeader = async (): Promise<Array<[string, string]>> => {
+        if (!routing.wrote && operation.type !== 'mutation') return [];
+        try {
+          return [[MIN_LSN_HEADER, await replicas.primaryLsn()]];
+        } catch (err) {
+          request.log.warn({ err }, `no ${MIN_LSN_HEADER} header: the primary's WAL position could not be read`);
+          return [];
+        }
+      };
+      return await replicas.run(routing, () => run(request, reply, onExecution, minLsnHeader));
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'UNAUTHENTICATED') throw err;
       operation.errorCodes.push(err.code);

@@ -24,14 +24,20 @@ function toGraphQLRequest(request: FastifyRequest): HTTPGraphQLRequest {
  * @param context builds the operation's context (called once Apollo needs it).
  * @param timeoutMs OPERATION_TIMEOUT_MS; 0 means none.
  * The returned handler takes `onExecution`, given the execution's promise: it settles when the operation has
- * really ended (after a timeout too), which is when the in-flight registry may let it go.
+ * really ended (after a timeout too), which is when the in-flight registry may let it go; and optionally
+ * `extraHeaders`, asked once the operation has been executed, for headers that depend on what it did (`x-min-lsn`).
  */
 export function graphqlHandler(
   apollo: ApolloServer<GraphQLContext>,
   context: (request: FastifyRequest) => Promise<GraphQLContext>,
   timeoutMs: number,
-): (request: FastifyRequest, reply: FastifyReply, onExecution: (execution: Promise<unknown>) => void) => Promise<unknown> {
-  return async (request, reply, onExecution) => {
+): (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  onExecution: (execution: Promise<unknown>) => void,
+  extraHeaders?: () => Promise<Array<[string, string]>>,
+) => Promise<unknown> {
+  return async (request, reply, onExecution, extraHeaders) => {
     const execution = apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: toGraphQLRequest(request), context: () => context(request) });
     onExecution(execution);
     let timer: NodeJS.Timeout | undefined;
@@ -43,6 +49,7 @@ export function graphqlHandler(
       return reply.code(503).type('application/json; charset=utf-8').send({ errors: [{ message, extensions: { code: 'SERVICE_UNAVAILABLE', reason: 'OPERATION_TIMEOUT' } }] });
     }
     for (const [name, value] of result.headers) void reply.header(name, value);
+    for (const [name, value] of (await extraHeaders?.()) ?? []) void reply.header(name, value);
     void reply.code(result.status ?? 200);
     if (result.body.kind === 'complete') return result.body.string;
     return reply.send(Readable.from(result.body.asyncIterator));

@@ -8,6 +8,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PoolStats } from '../db/pool.js';
+import type { ReplicaStatus } from '../db/replicas.js';
 import { ERROR_CODES } from '../graphql/errors.js';
 
 /** Where the metrics read live state from. */
@@ -15,6 +16,8 @@ export interface MetricsSources {
   pool(): PoolStats;
   breakerState(): 'closed' | 'half-open' | 'open';
   appState(): 'booting' | 'ready' | 'draining' | 'stopped';
+  /** Each read replica's state (empty without DATABASE_REPLICA_URLS). */
+  replicas?(): ReplicaStatus[];
 }
 
 /** What a finished GraphQL operation reports (see `OperationReport` in src/app.ts). */
@@ -55,6 +58,7 @@ const SQL_STATEMENT_BUCKETS = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55];
 
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 const SERVER_STATE = { booting: 0, ready: 1, draining: 2, stopped: 3 } as const;
+const REPLICA_STATE = { up: 0, lagging: 1, down: 2 } as const;
 
 /**
  * Maps untrusted strings to a bounded set of label values: every series is kept in memory until the process
@@ -137,6 +141,25 @@ function registerStateGauges(registry: Registry, sources: MetricsSources): void 
     registers,
     collect() {
       this.set(SERVER_STATE[sources.appState()]);
+    },
+  });
+  // Label values are the configured replicas' addresses: a bounded set the operator chose.
+  new Gauge({
+    name: 'db_replica_state',
+    help: 'Each read replica: 0 up (in rotation), 1 lagging past DB_REPLICA_MAX_LAG_MS, 2 down (both out of rotation).',
+    labelNames: ['replica'] as const,
+    registers,
+    collect() {
+      for (const r of sources.replicas?.() ?? []) this.set({ replica: r.name }, REPLICA_STATE[r.state]);
+    },
+  });
+  new Gauge({
+    name: 'db_replica_lag_seconds',
+    help: 'How far each read replica trails the primary, as of its last probe.',
+    labelNames: ['replica'] as const,
+    registers,
+    collect() {
+      for (const r of sources.replicas?.() ?? []) if (r.lagMs !== null) this.set({ replica: r.name }, r.lagMs / 1000);
     },
   });
   new Gauge({

@@ -46,8 +46,8 @@ export interface HttpHooks {
   unavailableReason(): string;
   /** The same as a code for `extensions.reason`: STARTING or SHUTTING_DOWN. */
   unavailableCode(): string;
-  /** Readiness: ready and the database answers. */
-  readiness(): Promise<{ ready: boolean; reason?: string }>;
+  /** Readiness: ready and the database answers; `replicas` (when configured) is reported as is. */
+  readiness(): Promise<{ ready: boolean; reason?: string; replicas?: unknown[] }>;
   /** Executes a GraphQL request (only called when accepting operations). */
   graphql(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
   /** Prometheus exposition of the app's metrics. */
@@ -227,8 +227,9 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
-    const { ready, reason } = await hooks.readiness();
-    return reply.code(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not ready', reason });
+    const { ready, reason, replicas } = await hooks.readiness();
+    const body = ready ? { status: 'ready' } : { status: 'not ready', reason };
+    return reply.code(ready ? 200 : 503).send(replicas ? { ...body, replicas } : body);
   });
 
   app.get('/metrics', async (req, reply) => {
