@@ -95,5 +95,6 @@ describe('soak', () => {
     } finally {
       await server.stop();
     }
-  });
+    // 1,000 requests take 10-25 s on a quiet 2-core machine; under a parallel suite they share the cores.
+  }, 120_000);
 });
