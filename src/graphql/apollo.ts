@@ -8,7 +8,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
-import { Kind, OperationTypeNode, type FragmentDefinitionNode } from 'graphql';
+import { Kind, OperationTypeNode, type FragmentDefinitionNode, type GraphQLSchema } from 'graphql';
 import { AppError, createFormatError, isUnexpected, mapKnownError } from './errors.js';
 import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
@@ -69,10 +69,12 @@ export interface ApolloOptions {
   log: Logger;
   limits: Config['limits'];
   limiter: RateLimiter;
+  /** Receives the executable schema when Apollo has built it (the WebSocket server runs subscriptions on it). */
+  onSchema?: (schema: GraphQLSchema) => void;
 }
 
 /** Builds (does not start) the Apollo Server. */
-export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): ApolloServer<GraphQLContext> {
+export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: ApolloOptions): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: loadTypeDefs(),
     resolvers: createResolvers(),
@@ -94,6 +96,7 @@ export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): 
         { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
         limiter,
       ),
+      { serverWillStart: async ({ schema }) => void onSchema?.(schema) },
     ],
   });
 }
