@@ -9,7 +9,12 @@ import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import { TOUR } from './tour.js';
 
-const fetcher = createGraphiQLFetcher({ url: new URL('/graphql', window.location.href).toString() });
+const endpoint = new URL('/graphql', window.location.href);
+// Subscriptions go over WebSocket (graphql-ws) to the same path; the Headers pane's JSON becomes the
+// connection_init payload, so `Authorization` authenticates them too.
+const subscriptionUrl = new URL(endpoint);
+subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
+const fetcher = createGraphiQLFetcher({ url: endpoint.toString(), subscriptionUrl: subscriptionUrl.toString() });
 const root = document.getElementById('graphiql');
 if (root) {
   createRoot(root).render(
