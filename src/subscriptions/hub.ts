@@ -50,6 +50,7 @@ export class EventHub {
   private poll: NodeJS.Timeout | undefined;
   private heldBack: NodeJS.Timeout | undefined;
   private heldBackDelay = HELD_BACK_FIRST_MS;
+  private held = false;
   /** Events offered to streams so far (for metrics). */
   delivered = 0;
 
@@ -67,6 +68,11 @@ export class EventHub {
 
   get started(): boolean {
     return this.root !== undefined && !this.stopped;
+  }
+
+  /** Did the last read find committed events waiting behind an older running transaction? */
+  get holdingBack(): boolean {
+    return this.held;
   }
 
   /** Open streams. */
@@ -112,6 +118,7 @@ export class EventHub {
 
   private scheduleHeldBack(heldBack: boolean): void {
     clearTimeout(this.heldBack);
+    this.held = heldBack;
     if (!heldBack || this.stopped) {
       this.heldBackDelay = HELD_BACK_FIRST_MS;
       return;
