@@ -5,7 +5,6 @@
  * transaction delivers nothing past it until that transaction ends, then everything.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { EventHub } from '../../src/subscriptions/hub.js';
 import type { TaskEvent } from '../../src/tasks/event.entity.js';
 import { useServer, waitFor } from '../helpers/server.js';
@@ -19,7 +18,7 @@ afterAll(async () => {
 async function startHub(): Promise<EventHub> {
   const hub = new EventHub({ log: server.app.log, queueLimit: 5, pageSize: 7, pollIntervalMs: 60_000 });
   hubs.push(hub);
-  await hub.start(server.app.orm()!.em as EntityManager);
+  await hub.start(server.app.orm()!.em);
   return hub;
 }
 
@@ -40,15 +39,13 @@ describe('the event hub', () => {
     await waitFor(() => stream.mode === 'catching-up', 'the stream to fall back to the feed');
     const got: TaskEvent[] = [];
     while (got.length < 40) {
-      const { value } = await stream.next();
-      got.push(value as TaskEvent);
+      got.push((await stream.next()).value as TaskEvent);
     }
     expect(got.map((e) => e.taskId)).toEqual(ids);
     // Back to live: a new event arrives through the queue.
     const [late] = await createTasks(1);
     hub.wake();
-    const { value } = await stream.next();
-    expect((value as TaskEvent).taskId).toBe(late);
+    expect(((await stream.next()).value as TaskEvent).taskId).toBe(late);
     expect(stream.mode).toBe('live');
     await stream.return();
     expect(hub.active).toBe(0);
