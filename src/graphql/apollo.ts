@@ -17,7 +17,8 @@ import { createResolvers, loadTypeDefs } from './schema.js';
 
 /**
  * Names the operation as soon as it is parsed; then, before anything executes: refuses it if it is too complex,
- * refuses a mutation from a caller without the write scope, and takes its cost from the caller's rate budget.
+ * refuses a subscription (it runs over WebSocket, src/subscriptions/), refuses a mutation from a caller without the
+ * write scope, and takes its cost from the caller's rate budget.
  * Finally, logs errors that will reach the client masked.
  */
 const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloServerPlugin<GraphQLContext> => ({
@@ -33,6 +34,9 @@ const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloS
         const shape = measureOperation(schema, operation, fragments, request.variables ?? {});
         contextValue.operation.cost = shape.cost;
         enforceLimits(shape, limits);
+        if (operation.operation === OperationTypeNode.SUBSCRIPTION) {
+          throw new AppError('BAD_REQUEST', 'Subscriptions run over WebSocket (the graphql-ws protocol) at /graphql, not over HTTP', {}, { status: 400 });
+        }
         if (operation.operation === OperationTypeNode.MUTATION && contextValue.principal && !contextValue.principal.canWrite) {
           throw new AppError('FORBIDDEN', `Changing tasks needs a token with the ${WRITE_SCOPE} scope`, { scope: WRITE_SCOPE }, { status: 403 });
         }

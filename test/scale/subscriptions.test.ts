@@ -140,8 +140,9 @@ describe('the checks every operation passes', () => {
     expect(err.extensions).toMatchObject({ code: 'BAD_REQUEST' });
     expect(err.message).toMatch(/over HTTP POST/);
     const res = await server.gql('subscription { taskEvents { id } }');
-    expect(res.body.errors?.[0]?.extensions?.code).toBeDefined();
-    expect(res.body.data ?? null).toBeNull();
+    expect(res.status).toBe(400);
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('BAD_REQUEST');
+    expect(res.body.errors?.[0]?.message).toMatch(/WebSocket/);
   });
 
   it('applies the depth limit (MAX_QUERY_DEPTH)', async () => {
