@@ -157,7 +157,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     await apollo.start();
     endpoint.attach(apollo, orm.em, { health, transactions });
     if (!schema) throw new Error('Apollo started without handing out its schema');
-    // The listener needs a direct connection (LISTEN through PgBouncer never delivers): the primary URL for now.
+    // The listener needs a direct connection (LISTEN through PgBouncer never delivers). Once config has a direct
+    // URL (DATABASE_MIGRATION_URL), use it when not embedded: `embedded ? clientUrl : config.database.directUrl ?? clientUrl`.
     const listenerUrl = clientUrl;
     await subscriptions.start({ schema, root: orm.em, services: { health, transactions } }, listenerUrl, config.database.applicationName);
     if (state === 'booting') state = 'ready';

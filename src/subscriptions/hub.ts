@@ -17,12 +17,18 @@ export interface HubOptions {
   pollIntervalMs?: number;
   /** Events queued per subscriber before it falls back to reading the feed itself. */
   queueLimit?: number;
-  /** Events per read. */
+  /** Events per read of the hub (one read serves every subscriber). */
   pageSize?: number;
+  /** Events per read of a stream that replays or catches up (each such stream holds one page). */
+  streamPageSize?: number;
 }
 
-/** Defaults: a poll every 5 s; 1,000 queued events (a few MB at most) per subscriber; pages of 500 events. */
-const DEFAULTS = { pollIntervalMs: 5000, queueLimit: 1000, pageSize: 500 };
+/**
+ * Defaults: a poll every 5 s; pages of 500 events for the hub. Per stream, 100 queued events and pages of 100:
+ * an event is usually well under 1 kB, but `changes` may carry two 64 KiB JSON objects, so a stream holds at most
+ * about 25 MB in the worst case and typically tens of kB; a slower consumer costs reads, not memory.
+ */
+const DEFAULTS = { pollIntervalMs: 5000, queueLimit: 100, pageSize: 500, streamPageSize: 100 };
 /**
  * While committed events wait behind a running transaction (in any database of the cluster: xmin is cluster-wide),
  * look again after 5 ms, doubling up to 100 ms: that transaction may end without a notification, and each step of
@@ -142,7 +148,7 @@ export class EventHub {
         position: request.after ?? this.position,
         replay: request.after !== undefined,
         queueLimit: this.options.queueLimit,
-        pageSize: this.options.pageSize,
+        pageSize: this.options.streamPageSize,
         beforeEach: request.beforeEach,
       },
     );

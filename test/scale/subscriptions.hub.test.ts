@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 async function startHub(): Promise<EventHub> {
-  const hub = new EventHub({ log: server.app.log, queueLimit: 5, pageSize: 7, pollIntervalMs: 60_000 });
+  const hub = new EventHub({ log: server.app.log, queueLimit: 5, pageSize: 7, streamPageSize: 6, pollIntervalMs: 60_000 });
   hubs.push(hub);
   await hub.start(server.app.orm()!.em);
   return hub;

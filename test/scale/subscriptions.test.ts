@@ -43,6 +43,25 @@ async function feed(after: string | null): Promise<Array<{ id: string; cursor: s
 
 const ids = (events: ReceivedEvent[]) => events.map((e) => e.id);
 
+/**
+ * The feed's head once it holds `taskId`'s latest event. A stream without `after` starts at the instance's "now",
+ * which may still be before an event that is committed but held back (a transaction anywhere in the cluster is
+ * still running); tests that must not see earlier events subscribe after this cursor instead.
+ */
+async function headAfter(taskId: string): Promise<string> {
+  const url = server.url;
+  return waitFor(async () => {
+    const res = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ taskEvents(last: 1) { nodes { taskId cursor } } }' }),
+    });
+    const body = (await res.json()) as { data: { taskEvents: { nodes: Array<{ taskId: string; cursor: string }> } } };
+    const last = body.data.taskEvents.nodes[0];
+    return last?.taskId === taskId ? last.cursor : undefined;
+  }, 'the feed to settle');
+}
+
 describe('live delivery', () => {
   it('delivers a mutation made over HTTP to a subscriber, with the task, its cursor and the connection request id', async () => {
     const sub = watch(server.url, { headers: { 'x-request-id': 'ws-conn-1' }, select: 'task { id title version }' });
@@ -87,12 +106,10 @@ describe('live delivery', () => {
   });
 
   it('resumes with the last cursor after a disconnect and misses nothing', async () => {
-    const sub = watch(server.url);
-    await waitForSubscriptions(server.url, 1);
+    const sub = watch(server.url, { variables: { after: await headAfter(await createTask('earlier')) } });
     await createTask('before disconnect');
     const [seen] = await sub.waitForEvents(1);
     await sub.dispose();
-    await waitForSubscriptions(server.url, 0);
     const missed = [await createTask('while away 1'), await createTask('while away 2')];
     const again = watch(server.url, { variables: { after: seen!.cursor } });
     const events = await again.waitForEvents(2);
@@ -103,9 +120,9 @@ describe('live delivery', () => {
   it('filters by taskId and by kinds', async () => {
     const id = await createTask('filtered');
     const other = await createTask('not this one');
-    const byTask = watch(server.url, { variables: { taskId: id } });
-    const byKind = watch(server.url, { variables: { kinds: ['STATUS_CHANGED'] } });
-    await waitForSubscriptions(server.url, 2);
+    const after = await headAfter(other);
+    const byTask = watch(server.url, { variables: { taskId: id, after } });
+    const byKind = watch(server.url, { variables: { kinds: ['STATUS_CHANGED'], after } });
     await server.gql(`mutation { startTask(id: "${other}") { id } }`);
     await server.gql(`mutation { updateTask(id: "${id}", input: { title: "filtered 2" }) { id } }`);
     await server.gql(`mutation { startTask(id: "${id}") { id } }`);
@@ -155,10 +172,11 @@ describe('the checks every operation passes', () => {
 describe('metrics', () => {
   it('shows active subscriptions and the listener state', async () => {
     expect(await gauge(server.url, 'subscription_listener_up')).toBe(1);
+    const before = await gauge(server.url, 'graphql_subscriptions_active');
     const sub = watch(server.url);
-    await waitForSubscriptions(server.url, 1);
+    await waitForSubscriptions(server.url, before + 1);
     await sub.dispose();
-    await waitForSubscriptions(server.url, 0);
+    await waitForSubscriptions(server.url, before);
   });
 });
 
