@@ -8,6 +8,9 @@
  */
 import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { createClient as createWsClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { WatchTaskEventsDocument, type WatchTaskEventsSubscription, type WatchTaskEventsSubscriptionVariables } from './generated/graphql.js';
 
 export * from './generated/graphql.js';
 
@@ -103,4 +106,63 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
       return body.data;
     },
   };
+}
+
+/** One event of {@link watchTaskEvents}. */
+export type WatchedTaskEvent = WatchTaskEventsSubscription['taskEvents'];
+
+export interface WatchHandlers {
+  /** Each event, once, in feed order; keep `event.cursor` to resume later with `after`. */
+  next(event: WatchedTaskEvent): void;
+  /** The stream failed for good (a refused token, an invalid argument); not called for reconnects. */
+  error?(err: TaskTrackerError): void;
+}
+
+/**
+ * Streams task events over WebSocket (`subscription taskEvents`), reconnecting by itself (up to `retryAttempts`,
+ * with graphql-ws's backoff: a server that shuts down closes with 1001 and the next connection may land on another
+ * instance) and resuming each time after the last event it delivered, so nothing is missed or repeated.
+ * Returns a function that stops the stream.
+ *
+ * @param options the same as {@link createClient}; `url` may be the `http(s)://` endpoint, the `ws(s)://` one is derived
+ */
+export function watchTaskEvents(
+  options: ClientOptions & { retryAttempts?: number },
+  variables: WatchTaskEventsSubscriptionVariables,
+  handlers: WatchHandlers,
+): () => Promise<void> {
+  const ws = createWsClient({
+    url: options.url.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    retryAttempts: options.retryAttempts ?? 10,
+    lazy: true,
+    connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : undefined,
+  });
+  // graphql-ws sends this same object again on every reconnect: moving `after` along makes the server resume there.
+  const live: WatchTaskEventsSubscriptionVariables = { ...variables };
+  ws.subscribe<WatchTaskEventsSubscription>(
+    { query: print(WatchTaskEventsDocument), variables: live },
+    {
+      next: ({ data, errors }) => {
+        const first = errors?.[0];
+        if (first) {
+          const { code, ...rest } = first.extensions ?? {};
+          handlers.error?.(new TaskTrackerError(first.message, typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', rest));
+          return;
+        }
+        if (!data) return;
+        live.after = data.taskEvents.cursor;
+        handlers.next(data.taskEvents);
+      },
+      error: (err) => {
+        const first = Array.isArray(err) ? (err[0] as { message: string; extensions?: Record<string, unknown> } | undefined) : undefined;
+        const closed = err as { code?: number; reason?: string };
+        const message = first?.message ?? (err instanceof Error ? err.message : `connection closed: ${closed.code ?? ''} ${closed.reason ?? ''}`.trim());
+        const code = typeof first?.extensions?.code === 'string' ? first.extensions.code : closed.code === 4401 ? 'UNAUTHENTICATED' : 'UNREACHABLE';
+        handlers.error?.(new TaskTrackerError(message, code, first?.extensions ?? {}));
+      },
+      complete: () => undefined,
+    },
+  );
+  return () => Promise.resolve(ws.dispose());
 }

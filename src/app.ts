@@ -32,6 +32,8 @@ import { createMetrics } from './http/metrics.js';
 import { OperationRegistry } from './lifecycle/operations.js';
 import { ReplicaRouter } from './db/replicas.js';
 import { ReplicaMonitor } from './db/replicas-monitor.js';
+import { Subscriptions } from './subscriptions/subscriptions.js';
+import type { GraphQLSchema } from 'graphql';
 
 /** The life of an app, in order. */
 export type AppState = 'booting' | 'ready' | 'draining' | 'stopped';
@@ -96,14 +98,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     breakerState: () => guard.state(),
     appState: () => state,
     replicas: () => replicas?.status() ?? [],
+    subscriptions: () => subscriptions.stats(),
   });
   const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
   const limiter = new RateLimiter(config.limits.rateLimitPointsPerMinute);
+  const authenticator = config.auth ? new Authenticator(config.auth) : undefined;
   const endpoint = new GraphQLEndpoint({
     operations,
     events,
-    authenticator: config.auth ? new Authenticator(config.auth) : undefined,
+    authenticator,
     trustProxy: config.trustProxy,
     operationTimeoutMs: config.limits.operationTimeoutMs,
     replicas,
@@ -131,6 +135,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
 
   if (config.limits.playground) registerPlayground(http as unknown as FastifyInstance);
+  const subscriptions = new Subscriptions({
+    log,
+    limits: config.limits,
+    nodeEnv: config.nodeEnv,
+    trustProxy: config.trustProxy,
+    authenticator,
+    limiter,
+    accepting: () => state === 'ready',
+  });
+  subscriptions.bind(http.server);
   await http.listen({ port: config.port, host: config.host });
   const address = http.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -164,9 +178,14 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     } else await migrate(orm, log);
     if (bootAbort.signal.aborted) return;
     replicaMonitor?.start();
-    apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter });
+    let schema: GraphQLSchema | undefined;
+    apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter, onSchema: (s) => (schema = s) });
     await apollo.start();
     endpoint.attach(apollo, orm.em, { health, transactions });
+    if (!schema) throw new Error('Apollo started without handing out its schema');
+    // The listener needs a direct connection: LISTEN through PgBouncer never delivers (DATABASE_MIGRATION_URL).
+    const listenerUrl = embedded ? clientUrl : (config.database.directUrl ?? clientUrl);
+    await subscriptions.start({ schema, root: orm.em, services: { health, transactions } }, listenerUrl, config.database.applicationName);
     if (state === 'booting') state = 'ready';
     log.info({ bootMs: Date.now() - started }, 'ready');
   };
@@ -208,6 +227,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       for (const op of operations.snapshot()) log.warn(op, 'still in flight at emergency shutdown');
       const pool = poolStats(orm, config.database.poolMax);
       log.warn({ pool }, `pool connections in use at emergency shutdown: ${pool.used}`);
+      await subscriptions.terminate();
       http.server.closeAllConnections();
       await Promise.race([http.close(), new Promise((r) => setTimeout(r, 1000))]);
       await closeBackends();
@@ -226,6 +246,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       bootAbort.abort();
       log.info({ delayMs: config.shutdown.delayMs, graceMs: config.shutdown.graceMs }, 'shutdown started: readiness is now 503');
       if (config.shutdown.delayMs > 0 && !wasBooting) await new Promise((r) => setTimeout(r, config.shutdown.delayMs));
+      // WebSockets first (1001 Going Away, the listener closed): they would hold the HTTP server open otherwise.
+      await subscriptions.close();
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         // Requests first; then executions that outlived their response (OPERATION_TIMEOUT_MS answers).

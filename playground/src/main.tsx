@@ -11,8 +11,14 @@ import 'graphiql/style.css';
 import { TOUR } from './tour.js';
 import { minLsnFetch } from './min-lsn.js';
 
+const endpoint = new URL('/graphql', window.location.href);
+// Subscriptions go over WebSocket (graphql-ws) to the same path; the Headers pane's JSON becomes the
+// connection_init payload, so `Authorization` authenticates them too.
+const subscriptionUrl = new URL(endpoint);
+subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
 const fetcher = createGraphiQLFetcher({
-  url: new URL('/graphql', window.location.href).toString(),
+  url: endpoint.toString(),
+  subscriptionUrl: subscriptionUrl.toString(),
   // Read-your-writes against a server with read replicas (see min-lsn.ts); unbound `fetch` would throw in browsers.
   fetch: minLsnFetch((input, init) => fetch(input, init)),
 });

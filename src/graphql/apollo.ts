@@ -8,7 +8,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
-import { Kind, OperationTypeNode, type FragmentDefinitionNode } from 'graphql';
+import { Kind, OperationTypeNode, type FragmentDefinitionNode, type GraphQLSchema } from 'graphql';
 import { AppError, createFormatError, isUnexpected, mapKnownError } from './errors.js';
 import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
@@ -17,7 +17,8 @@ import { createResolvers, loadTypeDefs } from './schema.js';
 
 /**
  * Names the operation as soon as it is parsed; then, before anything executes: refuses it if it is too complex,
- * refuses a mutation from a caller without the write scope, and takes its cost from the caller's rate budget.
+ * refuses a subscription (it runs over WebSocket, src/subscriptions/), refuses a mutation from a caller without the
+ * write scope, and takes its cost from the caller's rate budget.
  * Finally, logs errors that will reach the client masked.
  */
 const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloServerPlugin<GraphQLContext> => ({
@@ -33,6 +34,9 @@ const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloS
         const shape = measureOperation(schema, operation, fragments, request.variables ?? {});
         contextValue.operation.cost = shape.cost;
         enforceLimits(shape, limits);
+        if (operation.operation === OperationTypeNode.SUBSCRIPTION) {
+          throw new AppError('BAD_REQUEST', 'Subscriptions run over WebSocket (the graphql-ws protocol) at /graphql, not over HTTP', {}, { status: 400 });
+        }
         if (operation.operation === OperationTypeNode.MUTATION && contextValue.principal && !contextValue.principal.canWrite) {
           throw new AppError('FORBIDDEN', `Changing tasks needs a token with the ${WRITE_SCOPE} scope`, { scope: WRITE_SCOPE }, { status: 403 });
         }
@@ -69,10 +73,12 @@ export interface ApolloOptions {
   log: Logger;
   limits: Config['limits'];
   limiter: RateLimiter;
+  /** Receives the executable schema when Apollo has built it (the WebSocket server runs subscriptions on it). */
+  onSchema?: (schema: GraphQLSchema) => void;
 }
 
 /** Builds (does not start) the Apollo Server. */
-export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): ApolloServer<GraphQLContext> {
+export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: ApolloOptions): ApolloServer<GraphQLContext> {
   return new ApolloServer<GraphQLContext>({
     typeDefs: loadTypeDefs(),
     resolvers: createResolvers(),
@@ -94,6 +100,7 @@ export function createApollo({ nodeEnv, log, limits, limiter }: ApolloOptions): 
         { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
         limiter,
       ),
+      { serverWillStart: async ({ schema }) => void onSchema?.(schema) },
     ],
   });
 }

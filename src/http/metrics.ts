@@ -18,6 +18,8 @@ export interface MetricsSources {
   appState(): 'booting' | 'ready' | 'draining' | 'stopped';
   /** Each read replica's state (empty without DATABASE_REPLICA_URLS). */
   replicas?(): ReplicaStatus[];
+  /** Live subscriptions: open streams, the LISTEN connection's state, its reconnects, events fanned out. */
+  subscriptions?(): { active: number; listener: string; listenerReconnects: number; delivered: number };
 }
 
 /** What a finished GraphQL operation reports (see `OperationReport` in src/app.ts). */
@@ -162,6 +164,7 @@ function registerStateGauges(registry: Registry, sources: MetricsSources): void 
       for (const r of sources.replicas?.() ?? []) if (r.lagMs !== null) this.set({ replica: r.name }, r.lagMs / 1000);
     },
   });
+  registerSubscriptionGauges(registry, sources);
   new Gauge({
     name: 'server_draining',
     help: '1 while the server is shutting down (readiness 503, no new connections), else 0.',
@@ -169,6 +172,46 @@ function registerStateGauges(registry: Registry, sources: MetricsSources): void 
     collect() {
       const state = sources.appState();
       this.set(state === 'draining' || state === 'stopped' ? 1 : 0);
+    },
+  });
+}
+
+/** Subscription state, read at scrape time like the pool. */
+function registerSubscriptionGauges(registry: Registry, sources: MetricsSources): void {
+  if (!sources.subscriptions) return;
+  const read = () => sources.subscriptions?.() ?? { active: 0, listener: 'idle', listenerReconnects: 0, delivered: 0 };
+  const registers = [registry];
+  new Gauge({
+    name: 'graphql_subscriptions_active',
+    help: 'Open subscription streams (WebSocket) on this instance.',
+    registers,
+    collect() {
+      this.set(read().active);
+    },
+  });
+  new Gauge({
+    name: 'subscription_listener_up',
+    help: '1 while the LISTEN connection that wakes subscriptions is connected, else 0 (events then arrive by the safety poll).',
+    registers,
+    collect() {
+      this.set(read().listener === 'listening' ? 1 : 0);
+    },
+  });
+  // Gauges that only grow: prom-client counters cannot be set from a live reading.
+  new Gauge({
+    name: 'subscription_listener_reconnects',
+    help: 'Times the LISTEN connection was re-established after a loss, since start.',
+    registers,
+    collect() {
+      this.set(read().listenerReconnects);
+    },
+  });
+  new Gauge({
+    name: 'subscription_feed_events',
+    help: 'Change-feed events the subscription hub has read and fanned out to its streams, since start.',
+    registers,
+    collect() {
+      this.set(read().delivered);
     },
   });
 }

@@ -366,6 +366,26 @@ export type StatusCount = {
   status: TaskStatus;
 };
 
+/** Live streams over WebSocket (graphql-ws protocol, at /graphql). */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Every committed task event, once each, in change-feed order (the order of `Query.taskEvents`), from every
+   * instance of the server. Without `after` the stream starts now; with `after` (a `taskEvents` or `TaskEvent.cursor`
+   * cursor) it first replays every event since that cursor, then continues live, so a client that reconnects with
+   * the last cursor it processed misses nothing and sees nothing twice.
+   */
+  taskEvents: TaskEvent;
+};
+
+
+/** Live streams over WebSocket (graphql-ws protocol, at /graphql). */
+export type SubscriptionTaskEventsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  kinds?: InputMaybe<Array<TaskEventKind>>;
+  taskId?: InputMaybe<Scalars['ID']['input']>;
+};
+
 /** Counts of a task's subtasks. */
 export type SubtaskSummary = {
   __typename?: 'SubtaskSummary';
@@ -888,6 +908,7 @@ export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   StatusCount: ResolverTypeWrapper<StatusCount>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   SubtaskSummary: ResolverTypeWrapper<SubtaskSummary>;
   Task: ResolverTypeWrapper<TaskModel>;
   TaskConnection: ResolverTypeWrapper<PageModel<TaskModel>>;
@@ -930,6 +951,7 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   StatusCount: StatusCount;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
   SubtaskSummary: SubtaskSummary;
   Task: TaskModel;
   TaskConnection: PageModel<TaskModel>;
@@ -1022,6 +1044,10 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
 export type StatusCountResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusCount'] = ResolversParentTypes['StatusCount']> = {
   count?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['TaskStatus'], ParentType, ContextType>;
+};
+
+export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  taskEvents?: SubscriptionResolver<ResolversTypes['TaskEvent'], "taskEvents", ParentType, ContextType, Partial<SubscriptionTaskEventsArgs>>;
 };
 
 export type SubtaskSummaryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['SubtaskSummary'] = ResolversParentTypes['SubtaskSummary']> = {
@@ -1160,6 +1186,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   PriorityCount?: PriorityCountResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   StatusCount?: StatusCountResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   SubtaskSummary?: SubtaskSummaryResolvers<ContextType>;
   Task?: TaskResolvers<ContextType>;
   TaskConnection?: TaskConnectionResolvers<ContextType>;
