@@ -4,7 +4,8 @@
  * directions. Every order ends with `id`, so the order is total and a cursor never skips or repeats a row.
  */
 import { AppError } from '../graphql/errors.js';
-import { TASK_PRIORITIES, TASK_STATUSES, type Task } from './task.entity.js';
+import { TASK_PRIORITIES, TASK_STATUSES } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 import { join, type Sql } from '../db/sql.js';
 
 export type TaskOrderField = 'CREATED_AT' | 'UPDATED_AT' | 'PRIORITY' | 'DUE_AT' | 'TITLE' | 'STATUS';
@@ -26,7 +27,7 @@ interface KeyDef {
   cast: string;
   /** Nullable keys sort their nulls last in both directions (DUE_AT, per the contract). */
   nullable: boolean;
-  value(task: Task): KeyValue;
+  value(task: TaskRecord): KeyValue;
   /** Whether a value decoded from a client's cursor is one this key can hold. */
   accepts(value: unknown): boolean;
 }
@@ -83,7 +84,7 @@ export function resolveOrder(orderBy: readonly TaskOrderInput[] | null | undefin
 }
 
 /** The key values of a row, in order: what its cursor encodes. */
-export function keyValues(order: TaskOrder, task: Task): KeyValue[] {
+export function keyValues(order: TaskOrder, task: TaskRecord): KeyValue[] {
   return order.keys.map((k) => k.def.value(task));
 }
 

@@ -9,6 +9,7 @@ import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { Task } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
 import type { TaskLoaders } from './task.loaders.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
@@ -31,12 +32,12 @@ export class TaskService {
   ) {}
 
   /** A task by id (archived or not), or null. Batched with every other read of this operation. */
-  async get(id: string): Promise<Task | null> {
+  async get(id: string): Promise<TaskRecord | null> {
     return this.loaders.taskById.load(parseId(id));
   }
 
   /** Loads a task's parent through the batching loader. */
-  async parentOf(task: Task): Promise<Task | null> {
+  async parentOf(task: TaskRecord): Promise<TaskRecord | null> {
     const parentId = task.parent?.id;
     return parentId ? this.loaders.taskById.load(parentId) : null;
   }
