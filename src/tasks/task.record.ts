@@ -68,9 +68,20 @@ export interface TaskRow {
   parent_id: string | null;
 }
 
-/** Builds the mapper of one operation: dates are parsed by the platform, exactly as the ORM would. */
+/**
+ * A `timestamptz` as PostgreSQL prints it in a UTC session (`2025-11-23 08:00:00.123+00`, which is what the app's
+ * connections use) to a Date, through the JS engine's own ISO parser: a fifth of the cost of the general parser
+ * (postgres-date) that a page of 50 tasks calls 250 times. Anything else goes to the general parser.
+ */
+function utcInstant(value: string): Date | undefined {
+  if (value.length < 22 || value.charCodeAt(10) !== 32 /* ' ' */ || !value.endsWith('+00')) return undefined;
+  const date = new Date(`${value.slice(0, 10)}T${value.slice(11, -3)}Z`);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/** Builds the mapper of one operation: dates are parsed as the ORM would (by its platform, when not plain UTC). */
 export function taskRecordMapper(platform: Platform): (row: TaskRow) => TaskRecord {
-  const date = (value: string | null): Date | null => (value === null ? null : platform.parseDate(value));
+  const date = (value: string | null): Date | null => (value === null ? null : (utcInstant(value) ?? platform.parseDate(value)));
   return (r) => ({
     id: r.id,
     title: r.title,
