@@ -29,7 +29,7 @@ describe('taskRecordMapper', () => {
     '2025-11-23 02:30:00.25-05:30',
   ])('parses %s to the instant the ORM parses it to', (text) => {
     const record = toRecord(row(text));
-    const expected = (platform.parseDate(text) as Date).toISOString();
+    const expected = platform.parseDate(text).toISOString();
     expect(record.createdAt.toISOString()).toBe(expected);
     expect(record.dueAt?.toISOString()).toBe(expected);
     expect(record.startedAt).toBeNull();
