@@ -38,14 +38,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const isInstant = (v: unknown) => typeof v === 'string' && ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v));
 const oneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
 
+/**
+ * An instant as cursors carry it. A stored value no Date can hold (PostgreSQL's 'infinity') cannot be a cursor:
+ * refused here with the field's name (the ORM's hydration refused such rows before reads bypassed it).
+ */
+function iso(value: Date, field: string): string {
+  const time = value instanceof Date ? value.getTime() : Number.NaN;
+  if (Number.isNaN(time)) throw new TypeError(`Task.${field} holds ${String(value)}, not an instant a cursor can carry`);
+  return value.toISOString();
+}
+
 // PRIORITY and STATUS are PostgreSQL enums declared in rank order: ordering the column is the contract's order.
 const KEYS: Record<TaskOrderField | 'ID', KeyDef> = {
-  CREATED_AT: { sql: 't.created_at', cast: '::timestamptz', nullable: false, value: (t) => t.createdAt.toISOString(), accepts: isInstant },
-  UPDATED_AT: { sql: 't.updated_at', cast: '::timestamptz', nullable: false, value: (t) => t.updatedAt.toISOString(), accepts: isInstant },
+  CREATED_AT: { sql: 't.created_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.createdAt, 'createdAt'), accepts: isInstant },
+  UPDATED_AT: { sql: 't.updated_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.updatedAt, 'updatedAt'), accepts: isInstant },
   PRIORITY: { sql: 't.priority', cast: '::task_priority', nullable: false, value: (t) => t.priority, accepts: oneOf(TASK_PRIORITIES) },
   STATUS: { sql: 't.status', cast: '::task_status', nullable: false, value: (t) => t.status, accepts: oneOf(TASK_STATUSES) },
   TITLE: { sql: 't.title', cast: '::varchar', nullable: false, value: (t) => t.title, accepts: (v) => typeof v === 'string' },
-  DUE_AT: { sql: 't.due_at', cast: '::timestamptz', nullable: true, value: (t) => t.dueAt?.toISOString() ?? null, accepts: (v) => v === null || isInstant(v) },
+  DUE_AT: { sql: 't.due_at', cast: '::timestamptz', nullable: true, value: (t) => (t.dueAt == null ? null : iso(t.dueAt, 'dueAt')), accepts: (v) => v === null || isInstant(v) },
   ID: { sql: 't.id', cast: '::uuid', nullable: false, value: (t) => t.id, accepts: (v) => typeof v === 'string' && UUID.test(v) },
 };
 

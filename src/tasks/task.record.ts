@@ -81,7 +81,14 @@ function utcInstant(value: string): Date | undefined {
 
 /** Builds the mapper of one operation: dates are parsed as the ORM would (by its platform, when not plain UTC). */
 export function taskRecordMapper(platform: Platform): (row: TaskRow) => TaskRecord {
-  const date = (value: string | null): Date | null => (value === null ? null : (utcInstant(value) ?? platform.parseDate(value)));
+  const date = (value: string | null): Date | null => {
+    if (value === null) return null;
+    const parsed: unknown = utcInstant(value) ?? platform.parseDate(value);
+    // A value no Date can hold (PostgreSQL's 'infinity') stays the text PostgreSQL sent, as the ORM's reads leave
+    // it: the DateTime scalar and the cursors then refuse it loudly (masked) instead of inventing an instant. The
+    // cast is the one place the type does not hold, for rows the API itself never writes.
+    return parsed instanceof Date && !Number.isNaN(parsed.getTime()) ? parsed : (value as unknown as Date);
+  };
   return (r) => ({
     id: r.id,
     title: r.title,

@@ -35,6 +35,10 @@ describe('taskRecordMapper', () => {
     expect(record.startedAt).toBeNull();
   });
 
+  it("keeps a value no Date can hold ('infinity') as the text PostgreSQL sent, for the scalar to refuse", () => {
+    expect(toRecord(row('infinity')).dueAt).toBe('infinity');
+  });
+
   it('keeps the parent as its id only', () => {
     expect(toRecord({ ...row('2025-11-23 08:00:00+00'), parent_id: 'abc' }).parent).toEqual({ id: 'abc' });
     expect(toRecord(row('2025-11-23 08:00:00+00')).parent).toBeNull();
