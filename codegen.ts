@@ -23,10 +23,10 @@ const config: CodegenConfig = {
         scalars,
         contextType: '../context.js#GraphQLContext',
         mappers: {
-          Task: '../../tasks/task.entity.js#Task',
+          Task: '../../tasks/task.record.js#TaskRecord',
           TaskExecution: '../../tasks/execution.entity.js#TaskExecution',
           TaskEvent: '../../tasks/event.entity.js#TaskEvent',
-          TaskConnection: '../../tasks/pagination.js#Page<TaskModel>',
+          TaskConnection: '../../tasks/pagination.js#Page<TaskRecordModel>',
           TaskExecutionConnection: '../../tasks/pagination.js#Page<TaskExecutionModel>',
           TaskEventConnection: '../../tasks/pagination.js#Page<TaskEventModel>',
         },

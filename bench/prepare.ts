@@ -32,7 +32,7 @@ async function dataset(o: BenchOptions, pool: pg.Pool, log: (line: string) => vo
     const started = Date.now();
     const seeded = await seedTasks(pool, { tasks: o.tasks, seed: o.seed });
     const seedSeconds = (Date.now() - started) / 1000;
-    log(`  seeded in ${seedSeconds.toFixed(1)} s: ${seeded.withParent} with a parent, ${seeded.dependencyEdges} dependency edges (ANALYZEd)`);
+    log(`  seeded in ${seedSeconds.toFixed(1)} s: ${seeded.withParent} with a parent, ${seeded.dependencyEdges} dependency edges (VACUUM ANALYZEd)`);
     return { taskIds: seeded.taskIds, info: { tasks: o.tasks, withParent: seeded.withParent, dependencyEdges: seeded.dependencyEdges, seedSeconds } };
   }
   // A reused database: the seeded tasks are those dated before the anchor, minus the M2 pools (dated 2000).

@@ -3,7 +3,7 @@
  * shutdown report and SQL counts) and log unexpected errors with the request id.
  */
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
@@ -96,6 +96,9 @@ export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: Apollo
     plugins: [
       // Apollo's landing pages load from a CDN; the self-hosted playground (src/http/playground.ts) replaces them.
       ApolloServerPluginLandingPageDisabled(),
+      // Installed by default, the cache-control plugin hooks every field's resolution (Apollo then wraps every
+      // resolver of the schema) to compute a Cache-Control header we never send: GraphQL responses are not cached.
+      ApolloServerPluginCacheControlDisabled(),
       operationPlugin(
         { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
         limiter,

@@ -4,7 +4,7 @@
  */
 import type { Resolvers } from '../graphql/generated/resolvers-types.js';
 import { connectionResolvers } from './connection.resolvers.js';
-import type { Task } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 import { TaskListing } from './task.listing.js';
 import { taskStatistics } from './statistics.js';
 
@@ -18,5 +18,5 @@ export const listingResolvers = {
     subtasks: (task, { first, after, filter, orderBy }, ctx) => new TaskListing(ctx).subtasksOf(task.id, { first, after, filter, orderBy }),
     subtaskSummary: (task, _, ctx) => new TaskListing(ctx).summaryOf(task.id),
   },
-  TaskConnection: connectionResolvers<Task>(),
+  TaskConnection: connectionResolvers<TaskRecord>(),
 } satisfies Resolvers;

@@ -4,7 +4,8 @@
  * directions. Every order ends with `id`, so the order is total and a cursor never skips or repeats a row.
  */
 import { AppError } from '../graphql/errors.js';
-import { TASK_PRIORITIES, TASK_STATUSES, type Task } from './task.entity.js';
+import { TASK_PRIORITIES, TASK_STATUSES } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 import { join, type Sql } from '../db/sql.js';
 
 export type TaskOrderField = 'CREATED_AT' | 'UPDATED_AT' | 'PRIORITY' | 'DUE_AT' | 'TITLE' | 'STATUS';
@@ -26,7 +27,7 @@ interface KeyDef {
   cast: string;
   /** Nullable keys sort their nulls last in both directions (DUE_AT, per the contract). */
   nullable: boolean;
-  value(task: Task): KeyValue;
+  value(task: TaskRecord): KeyValue;
   /** Whether a value decoded from a client's cursor is one this key can hold. */
   accepts(value: unknown): boolean;
 }
@@ -37,14 +38,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const isInstant = (v: unknown) => typeof v === 'string' && ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v));
 const oneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
 
+/**
+ * An instant as cursors carry it. A stored value no Date can hold (PostgreSQL's 'infinity') cannot be a cursor:
+ * refused here with the field's name (the ORM's hydration refused such rows before reads bypassed it).
+ */
+function iso(value: Date, field: string): string {
+  const time = value instanceof Date ? value.getTime() : Number.NaN;
+  if (Number.isNaN(time)) throw new TypeError(`Task.${field} holds ${String(value)}, not an instant a cursor can carry`);
+  return value.toISOString();
+}
+
 // PRIORITY and STATUS are PostgreSQL enums declared in rank order: ordering the column is the contract's order.
 const KEYS: Record<TaskOrderField | 'ID', KeyDef> = {
-  CREATED_AT: { sql: 't.created_at', cast: '::timestamptz', nullable: false, value: (t) => t.createdAt.toISOString(), accepts: isInstant },
-  UPDATED_AT: { sql: 't.updated_at', cast: '::timestamptz', nullable: false, value: (t) => t.updatedAt.toISOString(), accepts: isInstant },
+  CREATED_AT: { sql: 't.created_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.createdAt, 'createdAt'), accepts: isInstant },
+  UPDATED_AT: { sql: 't.updated_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.updatedAt, 'updatedAt'), accepts: isInstant },
   PRIORITY: { sql: 't.priority', cast: '::task_priority', nullable: false, value: (t) => t.priority, accepts: oneOf(TASK_PRIORITIES) },
   STATUS: { sql: 't.status', cast: '::task_status', nullable: false, value: (t) => t.status, accepts: oneOf(TASK_STATUSES) },
   TITLE: { sql: 't.title', cast: '::varchar', nullable: false, value: (t) => t.title, accepts: (v) => typeof v === 'string' },
-  DUE_AT: { sql: 't.due_at', cast: '::timestamptz', nullable: true, value: (t) => t.dueAt?.toISOString() ?? null, accepts: (v) => v === null || isInstant(v) },
+  DUE_AT: { sql: 't.due_at', cast: '::timestamptz', nullable: true, value: (t) => (t.dueAt == null ? null : iso(t.dueAt, 'dueAt')), accepts: (v) => v === null || isInstant(v) },
   ID: { sql: 't.id', cast: '::uuid', nullable: false, value: (t) => t.id, accepts: (v) => typeof v === 'string' && UUID.test(v) },
 };
 
@@ -83,7 +94,7 @@ export function resolveOrder(orderBy: readonly TaskOrderInput[] | null | undefin
 }
 
 /** The key values of a row, in order: what its cursor encodes. */
-export function keyValues(order: TaskOrder, task: Task): KeyValue[] {
+export function keyValues(order: TaskOrder, task: TaskRecord): KeyValue[] {
   return order.keys.map((k) => k.def.value(task));
 }
 

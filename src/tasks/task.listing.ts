@@ -1,14 +1,14 @@
 /**
  * The task listings: `tasks` (one page, forwards or backwards), `Task.subtasks` (the first pages of many parents
  * in one statement), their counts, and `Task.subtaskSummary`. Every statement goes through the operation's
- * EntityManager (so it is counted and sees its transaction), and every loaded row becomes a managed `Task`
- * primed into the operation's `taskById` loader.
+ * EntityManager (so it is counted and sees its transaction), and every loaded row becomes a plain `TaskRecord`
+ * (no identity map: see task.record.ts) primed into the operation's `taskById` loader.
  */
 import DataLoader from 'dataloader';
 import { join, query, type Sql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
-import { Task } from './task.entity.js';
+import type { TaskRecord, TaskRow } from './task.record.js';
 import { taskCondition, type TaskFilterInput } from './filters.js';
 import { acceptsValues, afterSql, keyValues, orderSql, resolveOrder, type KeyValue, type TaskOrder, type TaskOrderInput } from './ordering.js';
 import { decodeSignedCursor, encodeSignedCursor, pageWindow, toPage, type Page, type PageArgs, type PageWindow } from './pagination.js';
@@ -70,23 +70,19 @@ export class TaskListing {
     return query<T>(this.ctx.em, { text, params });
   }
 
-  /** Raw `task` rows to managed entities, primed into the operation's loader for later reads by id. */
-  private manage(rows: Array<Record<string, unknown>>): Task[] {
-    return rows.map((row) => {
-      const task = this.ctx.em.map(Task, row);
-      this.ctx.loaders.taskById.prime(task.id, task);
-      return task;
-    });
+  /** Raw `task` rows to records, primed into the operation's loader for later reads by id. */
+  private manage(rows: readonly TaskRow[]): TaskRecord[] {
+    return this.ctx.loaders.records(rows);
   }
 
-  private cursorOf(order: TaskOrder): (task: Task) => string {
+  private cursorOf(order: TaskOrder): (task: TaskRecord) => string {
     return (task) => encodeSignedCursor(order.signature, keyValues(order, task));
   }
 
   /** One page of `Query.tasks`. `totalCount` counts the filter's rows (ignoring cursors) only when called. */
-  async list(args: ListArgs): Promise<Page<Task>> {
+  async list(args: ListArgs): Promise<Page<TaskRecord>> {
     const p = prepareListing(args);
-    const rows = await this.run<Record<string, unknown>>(
+    const rows = await this.run<TaskRow>(
       `select t.* from task t where ${p.pageWhere.text} order by ${orderSql(p.order, p.window.backward)} limit ?`,
       [...p.pageWhere.params, p.window.limit + 1],
     );
@@ -103,28 +99,28 @@ export class TaskListing {
    * The `Task.subtasks` page of `parentId`. All parents asking with the same arguments share one loader, so the
    * first pages of a whole page of parents cost one statement, and their `totalCount`s one more.
    */
-  subtasksOf(parentId: string, args: ListArgs): Promise<Page<Task>> {
+  subtasksOf(parentId: string, args: ListArgs): Promise<Page<TaskRecord>> {
     const p = prepareListing({ ...args, last: null, before: null });
     const counts = this.ctx.loader(`subtasks.count:${JSON.stringify(p.where)}`, () => new DataLoader<string, number>((ids) => this.subtaskCounts(ids, p.where)));
     const pages = this.ctx.loader(
       `subtasks.page:${p.key}`,
-      () => new DataLoader<string, Page<Task>>((ids) => this.subtaskPages(ids, p, (id) => counts.load(id))),
+      () => new DataLoader<string, Page<TaskRecord>>((ids) => this.subtaskPages(ids, p, (id) => counts.load(id))),
     );
     return pages.load(parentId);
   }
 
   /** The first `limit` matching children of each parent, ranked per parent by a window function. */
-  private async subtaskPages(parentIds: readonly string[], p: PreparedListing, countOf: (id: string) => Promise<number>): Promise<Array<Page<Task>>> {
-    const rows = await this.run<Record<string, unknown>>(
+  private async subtaskPages(parentIds: readonly string[], p: PreparedListing, countOf: (id: string) => Promise<number>): Promise<Array<Page<TaskRecord>>> {
+    const rows = await this.run<TaskRow & { listing_rank: string }>(
       `select s.* from (
          select t.*, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
          from task t where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and ${p.pageWhere.text}
        ) s where s.listing_rank <= ? order by s.parent_id, s.listing_rank`,
       [...parentIds, ...p.pageWhere.params, p.window.limit + 1],
     );
-    const byParent = new Map<string, Task[]>(parentIds.map((id) => [id, []]));
+    const byParent = new Map<string, TaskRecord[]>(parentIds.map((id) => [id, []]));
     for (const { listing_rank: _rank, ...row } of rows) {
-      byParent.get(row.parent_id as string)?.push(...this.manage([row]));
+      if (row.parent_id !== null) byParent.get(row.parent_id)?.push(...this.manage([row]));
     }
     return parentIds.map((id) => toPage(byParent.get(id) ?? [], p.window, this.cursorOf(p.order), () => countOf(id)));
   }

@@ -1,23 +1,31 @@
 /**
  * DataLoaders of one operation, built on that operation's fork: concurrent reads of one kind become one SQL
- * statement for the whole batch (tasks by id, dependencies, dependents, blockers, executions and events by id).
+ * statement for the whole batch (tasks by id, dependencies, dependents, executions and events by id).
+ *
+ * Tasks are read as plain {@link TaskRecord}s straight from hand-written SQL, not as managed entities: a read
+ * needs no identity map, and building one cost more than the rest of a page of tasks together (see task.record.ts).
  */
 import DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { query } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';
-import { Task } from './task.entity.js';
+import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 
 export interface TaskLoaders {
   /** A task by id, `null` when absent. */
-  taskById: DataLoader<string, Task | null>;
+  taskById: DataLoader<string, TaskRecord | null>;
   /** The tasks a task waits for. */
-  dependenciesOf: DataLoader<string, Task[]>;
+  dependenciesOf: DataLoader<string, TaskRecord[]>;
   /** The tasks that wait for a task. */
-  dependentsOf: DataLoader<string, Task[]>;
-  /** Ids of the dependencies of a task that are not COMPLETED (its blockers). */
-  blockersOf: DataLoader<string, string[]>;
+  dependentsOf: DataLoader<string, TaskRecord[]>;
+  /**
+   * Ids of the dependencies of a task that are not COMPLETED (its blockers), in id order. Read from the same
+   * statement as `dependenciesOf`: a page asking for `dependencies` and `isBlocked` costs one statement, not two.
+   */
+  blockersOf(taskId: string): Promise<string[]>;
+  /** `task` rows to records, each primed into `taskById` so a later read by id of the same task costs nothing. */
+  records(rows: readonly TaskRow[]): TaskRecord[];
   executionById: DataLoader<string, TaskExecution | null>;
   eventById: DataLoader<string, TaskEvent | null>;
 }
@@ -27,53 +35,57 @@ function groupBy<R>(rows: R[], key: (r: R) => string): Map<string, R[]> {
   const map = new Map<string, R[]>();
   for (const row of rows) {
     const k = key(row);
-    const list = map.get(k) ?? [];
-    list.push(row);
-    map.set(k, list);
+    const list = map.get(k);
+    if (list) list.push(row);
+    else map.set(k, [row]);
   }
   return map;
 }
 
 /** Builds fresh loaders for one operation. */
 export function createTaskLoaders(em: EntityManager): TaskLoaders {
-  const taskById = new DataLoader<string, Task | null>(async (ids) => {
-    const rows = await em.find(Task, { id: { $in: [...ids] } });
-    const byId = new Map(rows.map((t) => [t.id, t]));
+  const toRecord = taskRecordMapper(em.getPlatform());
+
+  // One `= any(?)` statement with the ids as a single array parameter: the same text for any batch size.
+  const taskById = new DataLoader<string, TaskRecord | null>(async (ids) => {
+    const rows = await query<TaskRow>(em, { text: 'select t.* from task t where t.id = any(?)', params: [[...ids]] });
+    const byId = new Map(rows.map((r) => [r.id, toRecord(r)]));
     // DataLoader needs results in key order, null for missing keys.
     return ids.map((id) => byId.get(id) ?? null);
   });
 
+  const records = (rows: readonly TaskRow[]): TaskRecord[] =>
+    rows.map((row) => {
+      const task = toRecord(row);
+      taskById.prime(task.id, task);
+      return task;
+    });
+
   /** Tasks at the other end of `task_dependency` edges, one statement for the batch. */
   const edges = (from: 'task_id' | 'depends_on_id', to: 'task_id' | 'depends_on_id') =>
-    new DataLoader<string, Task[]>(async (ids) => {
-      const rows = await query<Record<string, unknown> & { edge_key: string }>(em, {
+    new DataLoader<string, TaskRecord[]>(async (ids) => {
+      const rows = await query<TaskRow & { edge_key: string }>(em, {
         text: `select d.${from} as edge_key, t.* from task_dependency d join task t on t.id = d.${to}
                 where d.${from} = any(?) order by d.${from}, d.created_at, t.id`,
         params: [[...ids]],
       });
       const grouped = groupBy(rows, (r) => r.edge_key);
-      return ids.map((id) =>
-        (grouped.get(id) ?? []).map(({ edge_key: _k, ...columns }) => {
-          const task = em.map(Task, columns);
-          taskById.prime(task.id, task);
-          return task;
-        }),
-      );
+      return ids.map((id) => records(grouped.get(id) ?? []));
     });
+  const dependenciesOf = edges('task_id', 'depends_on_id');
 
   return {
     taskById,
-    dependenciesOf: edges('task_id', 'depends_on_id'),
+    dependenciesOf,
     dependentsOf: edges('depends_on_id', 'task_id'),
-    blockersOf: new DataLoader<string, string[]>(async (ids) => {
-      const rows = await query<{ task_id: string; blocker: string }>(em, {
-        text: `select d.task_id, dep.id as blocker from task_dependency d join task dep on dep.id = d.depends_on_id
-                where d.task_id = any(?) and dep.status <> 'COMPLETED' order by d.task_id, dep.id`,
-        params: [[...ids]],
-      });
-      const grouped = groupBy(rows, (r) => r.task_id);
-      return ids.map((id) => (grouped.get(id) ?? []).map((r) => r.blocker));
-    }),
+    records,
+    async blockersOf(taskId) {
+      const dependencies = await dependenciesOf.load(taskId);
+      return dependencies
+        .filter((d) => d.status !== 'COMPLETED')
+        .map((d) => d.id)
+        .sort();
+    },
     executionById: new DataLoader<string, TaskExecution | null>(async (ids) => {
       const rows = await em.find(TaskExecution, { id: { $in: [...ids] } });
       const byId = new Map(rows.map((e) => [e.id, e]));

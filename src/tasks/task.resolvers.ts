@@ -9,19 +9,19 @@ import { connectionResolvers } from './connection.resolvers.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';
 import { feedCursor, readFeed, taskEventsLoader, taskExecutionsLoader, type TaskPageArgs } from './feed.service.js';
-import { Task } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 import { availableTransitions } from './transitions.js';
 import { parseId } from './task.validation.js';
 
 /** `node(id)`: event ids are numbers, task and execution ids UUIDs. */
-async function findNode(id: string, ctx: GraphQLContext): Promise<Task | TaskExecution | TaskEvent | null> {
+async function findNode(id: string, ctx: GraphQLContext): Promise<TaskRecord | TaskExecution | TaskEvent | null> {
   if (/^\d{1,19}$/.test(id)) return ctx.loaders.eventById.load(id);
   const uuid = parseId(id);
   return (await ctx.loaders.taskById.load(uuid)) ?? (await ctx.loaders.executionById.load(uuid));
 }
 
 const pageKey = (kind: string, args: TaskPageArgs) => `${kind}:${JSON.stringify([args.first ?? null, args.after ?? null])}`;
-const blocked = async (task: Task, ctx: GraphQLContext) => (await ctx.loaders.blockersOf.load(task.id)).length > 0;
+const blocked = async (task: TaskRecord, ctx: GraphQLContext) => (await ctx.loaders.blockersOf(task.id)).length > 0;
 
 export const taskResolvers = {
   Query: {
@@ -47,7 +47,8 @@ export const taskResolvers = {
     deleteTask: (_, { id }, ctx) => ctx.removal.delete(id),
   },
   Node: {
-    __resolveType: (node) => (node instanceof Task ? 'Task' : node instanceof TaskExecution ? 'TaskExecution' : 'TaskEvent'),
+    // Tasks are plain records (task.record.ts) or managed entities; executions and events are always entities.
+    __resolveType: (node) => (node instanceof TaskExecution ? 'TaskExecution' : node instanceof TaskEvent ? 'TaskEvent' : 'Task'),
   },
   Task: {
     parent: (task, _, ctx) => ctx.tasks.parentOf(task),
@@ -59,7 +60,7 @@ export const taskResolvers = {
     events: (task, args, ctx) => ctx.loader(pageKey('events', args), () => taskEventsLoader(ctx.em, args)).load(task.id),
   },
   TaskExecution: {
-    task: async (execution, _, ctx) => (await ctx.loaders.taskById.load(execution.task.id)) as Task,
+    task: async (execution, _, ctx) => (await ctx.loaders.taskById.load(execution.task.id)) as TaskRecord,
   },
   TaskEvent: {
     id: (event) => String(event.id),

@@ -6,9 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, toSql } from '../db/sql.js';
+import { query, sql, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { Task } from './task.entity.js';
+import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
+import { insertTask } from './task.insert.js';
 import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
 import type { TaskLoaders } from './task.loaders.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
@@ -31,12 +33,12 @@ export class TaskService {
   ) {}
 
   /** A task by id (archived or not), or null. Batched with every other read of this operation. */
-  async get(id: string): Promise<Task | null> {
+  async get(id: string): Promise<TaskRecord | null> {
     return this.loaders.taskById.load(parseId(id));
   }
 
   /** Loads a task's parent through the batching loader. */
-  async parentOf(task: Task): Promise<Task | null> {
+  async parentOf(task: TaskRecord): Promise<TaskRecord | null> {
     const parentId = task.parent?.id;
     return parentId ? this.loaders.taskById.load(parentId) : null;
   }
@@ -45,9 +47,32 @@ export class TaskService {
    * Creates a task. With a client-supplied id that exists already, returns the existing task unchanged; when
    * several such calls race, the losers' inserts fail on the primary key and they return the winner's row.
    */
-  async create(input: CreateTaskInput): Promise<Task> {
-    const [task] = await this.createMany([input], false);
-    return task as Task;
+  async create(input: CreateTaskInput): Promise<TaskRecord> {
+    const item = validateCreate(input);
+    if (this.actorIsAuthenticated) item.createdBy = this.actor;
+    if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
+    const toRecord = taskRecordMapper(this.em.getPlatform());
+    // Not the unit of work: one CTE inserts the row and its event (task.insert.ts); the transaction holds the checks.
+    const run = () =>
+      this.transactions.run(this.em, async (tx) => {
+        if (item.id) {
+          const [existing] = await query<TaskRow>(tx, sql`select t.* from task t where t.id = ${item.id}::uuid`);
+          if (existing) return toRecord(existing);
+        }
+        if (item.parentId) {
+          // KEY SHARE: the parent cannot be deleted before we commit, and its own updates are not held up.
+          const parent = await query(tx, sql`select id from task where id = ${item.parentId}::uuid for key share`);
+          if (parent.length === 0) throw new AppError('NOT_FOUND', `Parent task ${item.parentId} does not exist`, { field: 'parentId', id: item.parentId });
+        }
+        return toRecord(await insertTask(tx, item.id ?? randomUUID(), item, this.actor, new Date()));
+      });
+    try {
+      return await run();
+    } catch (err) {
+      // A concurrent create took the client-supplied id first: run again, now finding it (a safe retry).
+      if (clientIdsRaced(err, [item])) return run();
+      throw err;
+    }
   }
 
   /**

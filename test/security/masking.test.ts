@@ -85,7 +85,8 @@ describe('error masking', () => {
       const listed = `mask-hydrate-${randomUUID()}`;
       const list = await server.gql('{ tasks(first: 5, orderBy: [{ field: DUE_AT }]) { nodes { id } } }', {}, { 'x-request-id': listed });
       expect(expectSafe(list, 'INTERNAL_SERVER_ERROR')).toBe('Internal server error');
-      expect(await loggedFor(server, listed)).toMatch(/ValidationError.*dueAt|Trying to set .*dueAt/);
+      // Listings read rows without the ORM's hydration (src/tasks/task.record.ts): the cursor refuses the value.
+      expect(await loggedFor(server, listed)).toMatch(/ValidationError.*dueAt|Trying to set .*dueAt|Task\.dueAt holds .*not an instant/);
 
       const read = `mask-serialize-${randomUUID()}`;
       const one = await server.gql(`{ task(id: "${id}") { id dueAt } }`, {}, { 'x-request-id': read });
