@@ -52,4 +52,11 @@ query {
   taskEvents(first: 20) { nodes { kind taskId actor at changes cursor } pageInfo { endCursor } }
 }`,
   },
+  {
+    query: `# 7. Live events over WebSocket: run this, then a mutation in another tab, and watch it arrive.
+# To resume after a disconnect, pass the last cursor you saw as after.
+subscription {
+  taskEvents { kind taskId actor at changes cursor }
+}`,
+  },
 ];

@@ -61,6 +61,29 @@ describe.skipIf(!existsSync(CHROMIUM))('the playground in a browser', () => {
     await context.close();
   }, 60_000);
 
+  it('runs the tour\'s subscription over WebSocket and shows an event pushed by a mutation', async () => {
+    const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/graphql`, { waitUntil: 'networkidle' });
+    await page.waitForSelector('.graphiql-container', { timeout: 20_000 });
+    const tab = page.locator('.graphiql-tab').nth(6);
+    await tab.click();
+    expect(await page.locator('.graphiql-query-editor').innerText()).toContain('7. Live events');
+    const socket = page.waitForEvent('websocket', { timeout: 20_000 });
+    await page.locator('.graphiql-execute-button').click();
+    expect((await socket).url()).toBe(`${server.url.replace('http:', 'ws:')}/graphql`);
+    // The stream starts "now": keep creating until the page shows one (the first may race the subscribe).
+    const title = `Pushed to the browser ${Date.now()}`;
+    const shown = page.locator('.result-window', { hasText: 'CREATED' });
+    for (let attempt = 0; attempt < 20 && !(await shown.count()); attempt++) {
+      const created = await server.gql<{ createTask: { id: string } }>(`mutation { createTask(input: { title: "${title}" }) { id } }`);
+      expect(created.body.errors).toBeUndefined();
+      await shown.waitFor({ timeout: 1000 }).catch(() => undefined);
+    }
+    await shown.waitFor({ timeout: 20_000 });
+    expect(await page.locator('.result-window').innerText()).toContain(title);
+    await context.close();
+  }, 60_000);
 });
 
 describe('the playground routes', () => {
