@@ -10,18 +10,21 @@ import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import { TOUR } from './tour.js';
 import { minLsnFetch } from './min-lsn.js';
+import { byCurrentDocument } from './current-document.js';
 
 const endpoint = new URL('/graphql', window.location.href);
 // Subscriptions go over WebSocket (graphql-ws) to the same path; the Headers pane's JSON becomes the
 // connection_init payload, so `Authorization` authenticates them too.
 const subscriptionUrl = new URL(endpoint);
 subscriptionUrl.protocol = endpoint.protocol === 'https:' ? 'wss:' : 'ws:';
-const fetcher = createGraphiQLFetcher({
-  url: endpoint.toString(),
-  subscriptionUrl: subscriptionUrl.toString(),
-  // Read-your-writes against a server with read replicas (see min-lsn.ts); unbound `fetch` would throw in browsers.
-  fetch: minLsnFetch((input, init) => fetch(input, init)),
-});
+const fetcher = byCurrentDocument(
+  createGraphiQLFetcher({
+    url: endpoint.toString(),
+    subscriptionUrl: subscriptionUrl.toString(),
+    // Read-your-writes against a server with read replicas (see min-lsn.ts); unbound `fetch` would throw in browsers.
+    fetch: minLsnFetch((input, init) => fetch(input, init)),
+  }),
+);
 const root = document.getElementById('graphiql');
 if (root) {
   createRoot(root).render(
