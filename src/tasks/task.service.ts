@@ -1,6 +1,7 @@
 /**
  * The task service: rules and units of work. One instance per operation, on that operation's fork.
- * Every mutation is one transaction; resolvers only translate arguments and results.
+ * Every mutation is atomic: one transaction, or for `createTask` one statement (atomic on its own); resolvers only
+ * translate arguments and results.
  */
 import { randomUUID } from 'node:crypto';
 import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
