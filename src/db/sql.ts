@@ -51,23 +51,56 @@ interface Counted {
   logQuery(query: string, context?: Record<string, unknown>): void;
 }
 
+/** knex's client as far as we use it: its pool (or, for a transaction's client, the transaction's connection). */
+interface PoolClient {
+  acquireConnection(): Promise<PgConnection>;
+  releaseConnection(connection: PgConnection): Promise<unknown>;
+}
+
+/** A pg client (node-postgres), the connection knex's pool holds. */
+interface PgConnection {
+  query(config: { text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * `?` placeholders to PostgreSQL's `$1, $2, ...`, as knex does for raw statements (knex also reads `??` as an
+ * identifier and `\?` as a literal `?`: our statements use neither, and {@link sql} never produces them).
+ */
+export function positional(text: string): string {
+  let n = 0;
+  return text.replace(/\?/g, () => `$${++n}`);
+}
+
 /**
  * Runs a statement on the operation's connection (its transaction, if any) with bind parameters; returns the
  * rows. It goes through the circuit breaker, and a read outside a transaction is retried once if its connection
  * died, like every ORM statement (src/db/driver.ts). A read outside a transaction is routed like the ORM's reads:
  * to the request's replica when there are replicas (src/db/replicas.ts), else to the primary.
+ *
+ * The statement goes straight to the pg client knex's pool (or the transaction) lends: knex's query pipeline (a
+ * Raw builder, its binding walk, a runner, events and error decoration per statement) cost more CPU than the rest
+ * of a one-row read. The pool, its acquire timeout and the transaction's connection are knex's as before.
  */
 export async function query<T = Record<string, unknown>>(em: EntityManager, statement: Sql): Promise<T[]> {
   const trx = em.getTransactionContext<Knex.Transaction>();
   const readOnly = !trx && isReadOnlyStatement(statement.text);
   const connection = em.getConnection(readOnly ? 'read' : 'write');
+  const values = statement.params;
+  // knex refused undefined bindings; so do we (pg would silently send NULL), to catch a missing value early.
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] === undefined) throw new Error(`Undefined binding at position ${i + 1} in: ${statement.text}`);
+  }
+  const text = positional(statement.text);
   const run = async (on: typeof connection): Promise<T[]> => {
-    const q = on.getKnex().raw(statement.text, statement.params as Knex.RawBinding[]);
-    if (trx) void q.transacting(trx);
+    const client = (trx ?? on.getKnex()).client as unknown as PoolClient;
     const started = performance.now();
     try {
-      const result = (await q) as { rows: T[] };
-      return result.rows;
+      const pg = await client.acquireConnection();
+      try {
+        return (await pg.query({ text, values })).rows as T[];
+      } finally {
+        await client.releaseConnection(pg);
+      }
     } catch (err) {
       // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
       // mapping does not depend on which path a statement took.

@@ -44,6 +44,11 @@ export interface GraphQLContext {
    * argument the loader's batch function depends on, such as a connection's page arguments).
    */
   loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V>;
+  /**
+   * Called after each successful mutation: drops every loader's cache (the task loaders and the memoized ones), so
+   * the mutation's own nested fields and the mutations after it in the same request read the data it wrote.
+   */
+  mutated(): void;
 }
 
 /**
@@ -83,6 +88,10 @@ export function createContext(
         memo.set(key, found);
       }
       return found;
+    },
+    mutated() {
+      loaders.clearAll();
+      memo.clear();
     },
   };
 }

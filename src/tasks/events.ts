@@ -8,6 +8,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { AppError } from '../graphql/errors.js';
 import { TaskEvent, type EventKind } from './event.entity.js';
 import { Task, type JsonObject } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 
 /** The fields an event reports, as GraphQL names them. */
 const TRACKED = [
@@ -39,7 +40,7 @@ function json(value: unknown): unknown {
 }
 
 /** The task's reportable fields as JSON values (dates as ISO strings, the parent as `parentId`). */
-export function snapshot(task: Task): Snapshot {
+export function snapshot(task: TaskRecord): Snapshot {
   const s: Snapshot = { parentId: task.parent?.id ?? null };
   for (const field of TRACKED) s[field] = json(task[field]);
   return s;

@@ -7,20 +7,13 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import { TaskExecution, type LogLevel } from './execution.entity.js';
-import { changeTask, lockTask } from './events.js';
+import type { LogLevel } from './execution.entity.js';
+import { changeTask, diff, lockTask, nextUpdatedAt, snapshot } from './events.js';
 import type { Task, TaskStatus } from './task.entity.js';
+import { taskRecordMapper, type TaskRecord } from './task.record.js';
+import { lockForTransition, writeTransition } from './transition.statements.js';
 import { applyTransition, assertTransition, type TransitionDetails } from './transitions.js';
 import { parseId, parseProgress } from './task.validation.js';
-
-/** Ids of the tasks `taskId` waits for that are not COMPLETED. */
-export async function blockersOf(em: EntityManager, taskId: string): Promise<string[]> {
-  const rows = await query<{ id: string }>(em, toSql(`select dep.id from task_dependency d join task dep on dep.id = d.depends_on_id
-      where d.task_id = ? and dep.status <> 'COMPLETED' order by dep.id`,
-    [taskId],
-  ));
-  return rows.map((r) => r.id);
-}
 
 export class StatusService {
   constructor(
@@ -31,31 +24,34 @@ export class StatusService {
 
   /**
    * Moves a task to `to`. Entering IN_PROGRESS needs every dependency COMPLETED (else BLOCKED_BY_DEPENDENCY with the
-   * blockers) and opens an execution; leaving IN_PROGRESS closes it with the new status.
+   * blockers) and opens an execution; leaving IN_PROGRESS closes it with the new status. Two statements in the
+   * transaction (transition.statements.ts): lock and read, then write.
    */
-  async transition(id: string, to: TaskStatus, expectedVersion?: number | null, details: TransitionDetails = {}): Promise<Task> {
+  async transition(id: string, to: TaskStatus, expectedVersion?: number | null, details: TransitionDetails = {}): Promise<TaskRecord> {
     const taskId = parseId(id);
+    const toRecord = taskRecordMapper(this.em.getPlatform());
     return this.transactions.run(this.em, async (tx) => {
-      const task = await lockTask(tx, taskId, expectedVersion);
+      const locked = await lockForTransition(tx, taskId, to === 'IN_PROGRESS');
+      if (!locked) throw AppError.notFound('Task', taskId);
+      const task = toRecord(locked.row);
+      if (expectedVersion != null && task.version !== expectedVersion) throw AppError.versionConflict(taskId, expectedVersion, task.version);
       const from = task.status;
       if (from === to) {
         throw new AppError('INVALID_TRANSITION', `The task is already ${to}`, { from, to, allowed: [] });
       }
       assertTransition(from, to);
-      if (to === 'IN_PROGRESS') {
-        const blockers = await blockersOf(tx, taskId);
-        if (blockers.length > 0) {
-          throw new AppError('BLOCKED_BY_DEPENDENCY', `The task waits for ${blockers.length} task(s) that are not COMPLETED`, { blockers });
-        }
+      const { blockers } = locked;
+      if (blockers.length > 0) {
+        throw new AppError('BLOCKED_BY_DEPENDENCY', `The task waits for ${blockers.length} task(s) that are not COMPLETED`, { blockers });
       }
       const now = new Date();
-      changeTask(tx, task, 'STATUS_CHANGED', this.actor, () => applyTransition(task, to, now, details));
-      if (from === 'IN_PROGRESS') await this.closeExecution(tx, task, to, now);
-      if (to === 'IN_PROGRESS') {
-        tx.create(TaskExecution, { id: randomUUID(), task, status: 'IN_PROGRESS', startedAt: now, progress: task.progress, context: task.context });
-      }
-      await tx.flush();
-      return task;
+      const before = snapshot(task);
+      applyTransition(task, to, now, details);
+      // The status always changes, so there is always an event, and updatedAt moves on (strictly increasing).
+      const changes = diff(before, snapshot(task));
+      task.updatedAt = nextUpdatedAt(task.updatedAt, now.getTime());
+      const openExecutionId = to === 'IN_PROGRESS' ? randomUUID() : undefined;
+      return toRecord(await writeTransition(tx, { task, from, actor: this.actor, changes, now, openExecutionId }));
     });
   }
 
@@ -88,13 +84,5 @@ export class StatusService {
       ]));
       return task;
     });
-  }
-
-  private async closeExecution(tx: EntityManager, task: Task, status: TaskStatus, now: Date): Promise<void> {
-    const open = await tx.findOne(TaskExecution, { task: task.id, completedAt: null });
-    if (!open) return;
-    open.status = status;
-    open.completedAt = now;
-    open.progress = task.progress;
   }
 }

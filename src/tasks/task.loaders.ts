@@ -28,6 +28,11 @@ export interface TaskLoaders {
   records(rows: readonly TaskRow[]): TaskRecord[];
   executionById: DataLoader<string, TaskExecution | null>;
   eventById: DataLoader<string, TaskEvent | null>;
+  /**
+   * Forgets everything cached. A mutation changes rows these loaders may hold (they are plain records, not one
+   * shared managed instance per task), so every read after it must go to the database again.
+   */
+  clearAll(): void;
 }
 
 /** Groups rows by a key column, keeping each key's rows in order. */
@@ -74,10 +79,22 @@ export function createTaskLoaders(em: EntityManager): TaskLoaders {
     });
   const dependenciesOf = edges('task_id', 'depends_on_id');
 
+  const dependentsOf = edges('depends_on_id', 'task_id');
+  const executionById = new DataLoader<string, TaskExecution | null>(async (ids) => {
+    const rows = await em.find(TaskExecution, { id: { $in: [...ids] } });
+    const byId = new Map(rows.map((e) => [e.id, e]));
+    return ids.map((id) => byId.get(id) ?? null);
+  });
+  const eventById = new DataLoader<string, TaskEvent | null>(async (ids) => {
+    const rows = await em.find(TaskEvent, { id: { $in: [...ids] } });
+    const byId = new Map(rows.map((e) => [String(e.id), e]));
+    return ids.map((id) => byId.get(id) ?? null);
+  });
+
   return {
     taskById,
     dependenciesOf,
-    dependentsOf: edges('depends_on_id', 'task_id'),
+    dependentsOf,
     records,
     async blockersOf(taskId) {
       const dependencies = await dependenciesOf.load(taskId);
@@ -86,15 +103,10 @@ export function createTaskLoaders(em: EntityManager): TaskLoaders {
         .map((d) => d.id)
         .sort();
     },
-    executionById: new DataLoader<string, TaskExecution | null>(async (ids) => {
-      const rows = await em.find(TaskExecution, { id: { $in: [...ids] } });
-      const byId = new Map(rows.map((e) => [e.id, e]));
-      return ids.map((id) => byId.get(id) ?? null);
-    }),
-    eventById: new DataLoader<string, TaskEvent | null>(async (ids) => {
-      const rows = await em.find(TaskEvent, { id: { $in: [...ids] } });
-      const byId = new Map(rows.map((e) => [String(e.id), e]));
-      return ids.map((id) => byId.get(id) ?? null);
-    }),
+    executionById,
+    eventById,
+    clearAll() {
+      for (const loader of [taskById, dependenciesOf, dependentsOf, executionById, eventById]) loader.clearAll();
+    },
   };
 }

@@ -20,6 +20,16 @@ async function findNode(id: string, ctx: GraphQLContext): Promise<TaskRecord | T
   return (await ctx.loaders.taskById.load(uuid)) ?? (await ctx.loaders.executionById.load(uuid));
 }
 
+/**
+ * Wraps a mutation: once it succeeded, the operation's loaders forget what they cached, so its result's nested
+ * fields and the next mutations of the request read what it wrote (reads are plain records, see task.record.ts).
+ */
+async function fresh<T>(ctx: GraphQLContext, result: Promise<T>): Promise<T> {
+  const value = await result;
+  ctx.mutated();
+  return value;
+}
+
 const pageKey = (kind: string, args: TaskPageArgs) => `${kind}:${JSON.stringify([args.first ?? null, args.after ?? null])}`;
 const blocked = async (task: TaskRecord, ctx: GraphQLContext) => (await ctx.loaders.blockersOf(task.id)).length > 0;
 
@@ -30,21 +40,21 @@ export const taskResolvers = {
     taskEvents: (_, args, ctx) => readFeed(ctx.em, args),
   },
   Mutation: {
-    createTask: (_, { input }, ctx) => ctx.tasks.create(input),
-    createTasks: (_, { inputs }, ctx) => ctx.tasks.createMany(inputs),
-    updateTask: (_, { id, input, expectedVersion }, ctx) => ctx.tasks.update(id, input, expectedVersion),
-    updateTasks: (_, { ids, input }, ctx) => ctx.tasks.updateMany(ids, input),
-    transitionTask: (_, { id, to, expectedVersion, result, errorMessage }, ctx) => ctx.status.transition(id, to, expectedVersion, { result, errorMessage }),
-    startTask: (_, { id }, ctx) => ctx.status.transition(id, 'IN_PROGRESS'),
-    completeTask: (_, { id, result }, ctx) => ctx.status.transition(id, 'COMPLETED', null, { result }),
-    failTask: (_, { id, errorMessage }, ctx) => ctx.status.transition(id, 'FAILED', null, { errorMessage }),
-    retryTask: (_, { id }, ctx) => ctx.status.transition(id, 'PENDING'),
-    reportProgress: (_, { id, progress, message, level }, ctx) => ctx.status.reportProgress(id, progress, message, level ?? 'INFO'),
-    addTaskDependency: (_, { taskId, dependsOnId }, ctx) => ctx.dependencies.add(taskId, dependsOnId),
-    removeTaskDependency: (_, { taskId, dependsOnId }, ctx) => ctx.dependencies.remove(taskId, dependsOnId),
-    archiveTask: (_, { id }, ctx) => ctx.removal.archive(id),
-    unarchiveTask: (_, { id }, ctx) => ctx.removal.unarchive(id),
-    deleteTask: (_, { id }, ctx) => ctx.removal.delete(id),
+    createTask: (_, { input }, ctx) => fresh(ctx, ctx.tasks.create(input)),
+    createTasks: (_, { inputs }, ctx) => fresh(ctx, ctx.tasks.createMany(inputs)),
+    updateTask: (_, { id, input, expectedVersion }, ctx) => fresh(ctx, ctx.tasks.update(id, input, expectedVersion)),
+    updateTasks: (_, { ids, input }, ctx) => fresh(ctx, ctx.tasks.updateMany(ids, input)),
+    transitionTask: (_, { id, to, expectedVersion, result, errorMessage }, ctx) => fresh(ctx, ctx.status.transition(id, to, expectedVersion, { result, errorMessage })),
+    startTask: (_, { id }, ctx) => fresh(ctx, ctx.status.transition(id, 'IN_PROGRESS')),
+    completeTask: (_, { id, result }, ctx) => fresh(ctx, ctx.status.transition(id, 'COMPLETED', null, { result })),
+    failTask: (_, { id, errorMessage }, ctx) => fresh(ctx, ctx.status.transition(id, 'FAILED', null, { errorMessage })),
+    retryTask: (_, { id }, ctx) => fresh(ctx, ctx.status.transition(id, 'PENDING')),
+    reportProgress: (_, { id, progress, message, level }, ctx) => fresh(ctx, ctx.status.reportProgress(id, progress, message, level ?? 'INFO')),
+    addTaskDependency: (_, { taskId, dependsOnId }, ctx) => fresh(ctx, ctx.dependencies.add(taskId, dependsOnId)),
+    removeTaskDependency: (_, { taskId, dependsOnId }, ctx) => fresh(ctx, ctx.dependencies.remove(taskId, dependsOnId)),
+    archiveTask: (_, { id }, ctx) => fresh(ctx, ctx.removal.archive(id)),
+    unarchiveTask: (_, { id }, ctx) => fresh(ctx, ctx.removal.unarchive(id)),
+    deleteTask: (_, { id }, ctx) => fresh(ctx, ctx.removal.delete(id)),
   },
   Node: {
     // Tasks are plain records (task.record.ts) or managed entities; executions and events are always entities.

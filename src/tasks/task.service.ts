@@ -1,15 +1,16 @@
 /**
  * The task service: rules and units of work. One instance per operation, on that operation's fork.
- * Every mutation is one transaction; resolvers only translate arguments and results.
+ * Every mutation is atomic: one transaction, or for `createTask` one statement (atomic on its own); resolvers only
+ * translate arguments and results.
  */
 import { randomUUID } from 'node:crypto';
-import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, sql, toSql } from '../db/sql.js';
+import { query, toSql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { Task } from './task.entity.js';
-import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
+import { taskRecordMapper, type TaskRecord } from './task.record.js';
 import { insertTask } from './task.insert.js';
 import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
 import type { TaskLoaders } from './task.loaders.js';
@@ -52,24 +53,24 @@ export class TaskService {
     if (this.actorIsAuthenticated) item.createdBy = this.actor;
     if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
     const toRecord = taskRecordMapper(this.em.getPlatform());
-    // Not the unit of work: one CTE inserts the row and its event (task.insert.ts); the transaction holds the checks.
-    const run = () =>
-      this.transactions.run(this.em, async (tx) => {
-        if (item.id) {
-          const [existing] = await query<TaskRow>(tx, sql`select t.* from task t where t.id = ${item.id}::uuid`);
-          if (existing) return toRecord(existing);
-        }
-        if (item.parentId) {
-          // KEY SHARE: the parent cannot be deleted before we commit, and its own updates are not held up.
-          const parent = await query(tx, sql`select id from task where id = ${item.parentId}::uuid for key share`);
-          if (parent.length === 0) throw new AppError('NOT_FOUND', `Parent task ${item.parentId} does not exist`, { field: 'parentId', id: item.parentId });
-        }
-        return toRecord(await insertTask(tx, item.id ?? randomUUID(), item, this.actor, new Date()));
-      });
+    // Not the unit of work and no transaction: one statement checks, inserts and records the event (task.insert.ts).
+    // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (README).
+    const run = async (): Promise<TaskRecord> => {
+      try {
+        const outcome = await insertTask(this.em, item.id ?? randomUUID(), item, this.actor, new Date());
+        if (outcome.kind === 'no-parent') throw parentNotFound(item.parentId);
+        return toRecord(outcome.row);
+      } catch (err) {
+        // The parent was deleted between the statement's start and its foreign-key check.
+        if (err instanceof ForeignKeyConstraintViolationException && item.parentId) throw parentNotFound(item.parentId);
+        throw err;
+      }
+    };
     try {
       return await run();
     } catch (err) {
-      // A concurrent create took the client-supplied id first: run again, now finding it (a safe retry).
+      // A concurrent create took the client-supplied id first: run again, now finding it (a safe retry: the failed
+      // statement committed nothing).
       if (clientIdsRaced(err, [item])) return run();
       throw err;
     }
@@ -225,6 +226,10 @@ function batchDepths(items: ReadonlyArray<{ parentId: string | null }>, ids: rea
   };
   items.forEach((_, index) => depthOf(index, new Set([index])));
   return depths;
+}
+
+function parentNotFound(parentId: string | null): AppError {
+  return new AppError('NOT_FOUND', `Parent task ${parentId} does not exist`, { field: 'parentId', id: parentId });
 }
 
 function clientIdsRaced(err: unknown, items: ReadonlyArray<{ id: string | undefined }>): boolean {

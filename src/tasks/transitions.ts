@@ -2,7 +2,8 @@
  * The status machine of API.md and the field changes each transition carries with it.
  */
 import { AppError } from '../graphql/errors.js';
-import type { Task, TaskStatus } from './task.entity.js';
+import type { TaskStatus } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
 
 /** Allowed targets from each status. Anything else is INVALID_TRANSITION. */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
@@ -40,7 +41,7 @@ export interface TransitionDetails {
  * Applies the move `task.status -> to` and its side effects on the task's fields (timestamps, progress,
  * actualMinutes, retryCount, result, errorMessage). The caller has checked the move and the blockers.
  */
-export function applyTransition(task: Task, to: TaskStatus, now: Date, details: TransitionDetails = {}): void {
+export function applyTransition(task: TaskRecord, to: TaskStatus, now: Date, details: TransitionDetails = {}): void {
   const from = task.status;
   task.status = to;
   if (to === 'IN_PROGRESS' && !task.startedAt) task.startedAt = now;

@@ -4,8 +4,9 @@
  *
  * The statements are the real ones: the server runs at LOG_LEVEL=debug and we take the `sql` log lines carrying
  * the operation's request id. Statements built with bind parameters are logged with `?` placeholders, so their
- * values come from knex's `query` event on the server's connection (the same call, captured as it is sent), and
- * the plan is made with those values, as PostgreSQL planned the real execution.
+ * values are captured where they are sent: on each pg connection the server's pool lends (hand-written SQL runs on
+ * it directly, src/db/sql.ts; the ORM's statements through knex end there too), and the plan is made with those
+ * values, as PostgreSQL planned the real execution.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
@@ -34,11 +35,17 @@ function positional(text: string): string {
   return text.replace(/\\\?|\?/g, (m) => (m === '?' ? `$${++n}` : '?'));
 }
 
+/** A pg connection of the server's pool, as far as the capture touches it. */
+interface Capturable {
+  captured?: boolean;
+  query: (config: unknown, ...rest: unknown[]) => unknown;
+}
+
 let db: TestDatabase;
 let server: TestServer;
 let client: pg.Client;
 let fixtures: ReadFixtures;
-/** Statements as knex's `query` event reports them: placeholders already `$n`, values in `bindings`. */
+/** Statements as the pg connections were given them: placeholders already `$n`, values in `bindings`. */
 const sent: Array<{ sql: string; bindings: unknown[] }> = [];
 
 beforeAll(async () => {
@@ -48,7 +55,20 @@ beforeAll(async () => {
   const seeded = await seedTasks(client, { tasks: TASKS, seed: 42 }); // ends with VACUUM ANALYZE
   const knex = server.app.orm()?.em.getConnection().getKnex();
   if (!knex) throw new Error('the server has no ORM after boot');
-  knex.on('query', (q: { sql: string; bindings?: unknown[] }) => sent.push({ sql: q.sql, bindings: q.bindings ?? [] }));
+  // Every connection the pool lends from now on reports what it is asked to run (wrapped once per connection).
+  const pool = (knex.client as { pool: { on(event: 'acquireSuccess', listener: (id: number, connection: Capturable) => void): void } }).pool;
+  pool.on('acquireSuccess', (_id, connection) => {
+    if (connection.captured) return;
+    connection.captured = true;
+    const query = connection.query.bind(connection);
+    connection.query = (config: unknown, ...rest: unknown[]) => {
+      if (typeof config === 'object' && config !== null && 'text' in config) {
+        const { text, values } = config as { text: string; values?: unknown[] };
+        sent.push({ sql: text, bindings: values ?? [] });
+      }
+      return query(config, ...rest);
+    };
+  });
   fixtures = { taskIds: seeded.taskIds, assignees: ASSIGNEES, deepCursor: await walkDeepCursor(server.url, DEEP_PAGE_ROWS) };
 }, 60_000);
 

@@ -156,4 +156,31 @@ describe('createTask', () => {
     const again = await create({ id: id.toUpperCase(), title: 'other' });
     expect(again.body.data!.createTask).toMatchObject({ id, title: 'case' });
   });
+
+  it('runs as one statement: the task and its CREATED event commit together', async () => {
+    const res = await create({ title: 'lone statement' });
+    expect(res.body.errors).toBeUndefined();
+    const id = res.body.data!.createTask.id;
+    const c = await db.client();
+    const { rows } = await c.query<{ task_tx: string; event_tx: string; kind: string }>(
+      `select t.xmin::text as task_tx, e.xmin::text as event_tx, e.kind from task t join task_event e on e.task_id = t.id where t.id = $1`,
+      [id],
+    );
+    await c.end();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ kind: 'CREATED' });
+    expect(rows[0]!.event_tx).toBe(rows[0]!.task_tx);
+    const requestId = `create-one-statement-${id}`;
+    const again = await server.gql<{ createTask: TaskOut }>(CREATE, { input: { title: 'counted' } }, { 'x-request-id': requestId });
+    expect(again.body.errors).toBeUndefined();
+    expect((await server.report(requestId)).sqlStatements).toBe(1);
+  });
+
+  it('returns the existing task for its client id before looking at the parent', async () => {
+    const id = randomUUID();
+    await create({ id, title: 'kept' });
+    const retry = await create({ id, title: 'other', parentId: randomUUID() });
+    expect(retry.body.errors).toBeUndefined();
+    expect(retry.body.data!.createTask).toMatchObject({ id, title: 'kept' });
+  });
 });

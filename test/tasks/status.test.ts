@@ -144,6 +144,37 @@ describe('the status machine', () => {
   });
 });
 
+describe('status changes under load', () => {
+  it('startTask and completeTask each send two statements (lock and read, then one write) besides BEGIN/COMMIT', async () => {
+    const t = await create();
+    const start = await server.gql(`mutation { startTask(id: "${t.id}") { id status } }`, {}, { 'x-request-id': `start-${t.id}` });
+    expect(start.body.errors).toBeUndefined();
+    const done = await server.gql(`mutation { completeTask(id: "${t.id}", result: "ok") { id status } }`, {}, { 'x-request-id': `done-${t.id}` });
+    expect(done.body.errors).toBeUndefined();
+    expect((await server.report(`start-${t.id}`)).sqlStatements).toBe(2);
+    expect((await server.report(`done-${t.id}`)).sqlStatements).toBe(2);
+  });
+
+  it('of concurrent startTask calls on one task exactly one wins; one execution, one event, version 2', async () => {
+    const t = await create();
+    const results = await Promise.all(Array.from({ length: 6 }, () => server.gql(`mutation { startTask(id: "${t.id}") { version } }`)));
+    const won = results.filter((r) => !r.body.errors);
+    expect(won).toHaveLength(1);
+    for (const r of results.filter((x) => x.body.errors)) {
+      expect(r.body.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID_TRANSITION', from: 'IN_PROGRESS', to: 'IN_PROGRESS' });
+    }
+    const c = await db.client();
+    const { rows } = await c.query<{ executions: number; events: number; version: number }>(
+      `select (select count(*)::int from task_execution where task_id = $1) as executions,
+              (select count(*)::int from task_event where task_id = $1 and kind = 'STATUS_CHANGED') as events,
+              (select version from task where id = $1) as version`,
+      [t.id],
+    );
+    await c.end();
+    expect(rows[0]).toEqual({ executions: 1, events: 1, version: 2 });
+  });
+});
+
 describe('reportProgress', () => {
   it('sets progress and appends a log entry to the open execution while IN_PROGRESS', async () => {
     const t = await create();
