@@ -8,7 +8,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
 import type { TaskEvent } from '../tasks/event.entity.js';
-import { FEED_START, positionOf, readHead, readMatching, readSettled, type EventFilter, type FeedPosition } from './feed.reader.js';
+import { FEED_START, isAfter, positionOf, readHead, readMatching, readSettled, type EventFilter, type FeedPosition } from './feed.reader.js';
 import { EventStream } from './stream.js';
 
 export interface HubOptions {
@@ -56,6 +56,9 @@ export class EventHub {
   private poll: NodeJS.Timeout | undefined;
   private heldBack: NodeJS.Timeout | undefined;
   private heldBackDelay = HELD_BACK_FIRST_MS;
+  /** Wake-ups were skipped while no stream was open: `position` may be behind the feed's head. */
+  private behind = false;
+  private catchingUp: Promise<void> | undefined;
   private held = false;
   /** Events offered to streams so far (for metrics). */
   delivered = 0;
@@ -86,9 +89,15 @@ export class EventHub {
     return this.streams.size;
   }
 
-  /** Reads the feed now (or once more after the read in progress). */
+  /** Reads the feed now (or once more after the read in progress); with no stream open, only notes it is behind. */
   wake(): void {
     if (!this.root || this.stopped) return;
+    // Nobody to deliver to: no feed read per write on an instance without subscribers. The next subscriber moves
+    // the position to the head first.
+    if (this.streams.size === 0) {
+      this.behind = true;
+      return;
+    }
     if (this.reading) {
       this.again = true;
       return;
@@ -134,10 +143,23 @@ export class EventHub {
     this.heldBackDelay = Math.min(HELD_BACK_MAX_MS, this.heldBackDelay * 2);
   }
 
-  /** Opens a stream: live from now, or a replay after `after` that turns live. */
-  subscribe(request: SubscribeRequest): EventStream {
+  /** Moves the position to the feed's head after wake-ups were skipped (never backwards: a read may be running). */
+  private catchUp(root: EntityManager): Promise<void> {
+    this.catchingUp ??= readHead(root.fork())
+      .then((head) => {
+        if (isAfter(head, this.position)) this.position = head;
+        this.behind = false;
+      })
+      .finally(() => (this.catchingUp = undefined));
+    return this.catchingUp;
+  }
+
+  /** Opens a stream: live from now (the feed's settled head), or a replay after `after` that turns live. */
+  async subscribe(request: SubscribeRequest): Promise<EventStream> {
     const root = this.root;
     if (!root || this.stopped) throw new Error('the event hub is not running');
+    if (this.behind) await this.catchUp(root);
+    if (this.stopped) throw new Error('the event hub is not running');
     const stream = new EventStream(
       {
         read: (position, filter, limit) => readMatching(root.fork(), position, filter, limit),
@@ -153,6 +175,8 @@ export class EventHub {
       },
     );
     this.streams.add(stream);
+    // A notification may have come (and been skipped) while this stream was being opened.
+    this.wake();
     return stream;
   }
 

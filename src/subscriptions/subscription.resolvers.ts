@@ -25,7 +25,7 @@ export function bindFeedScope(ctx: GraphQLContext, scope: FeedScope): void {
   scopes.set(ctx, scope);
 }
 
-function openTaskEvents(args: Partial<SubscriptionTaskEventsArgs>, ctx: GraphQLContext): AsyncIterableIterator<TaskEvent> {
+function openTaskEvents(args: Partial<SubscriptionTaskEventsArgs>, ctx: GraphQLContext): Promise<AsyncIterableIterator<TaskEvent>> {
   const scope = scopes.get(ctx);
   if (!scope) throw new AppError('BAD_REQUEST', 'Subscriptions run over WebSocket (the graphql-ws protocol) at /graphql', {}, { status: 400 });
   const after = args.after != null ? parseFeedCursor(args.after) : undefined;

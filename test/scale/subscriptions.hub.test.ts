@@ -30,9 +30,24 @@ async function createTasks(n: number): Promise<string[]> {
 }
 
 describe('the event hub', () => {
+  it('reads nothing while no stream is open, and a later stream starts at the head, not where the hub stopped', async () => {
+    const hub = await startHub();
+    await createTasks(3);
+    hub.wake();
+    hub.wake();
+    expect(hub.delivered).toBe(0);
+    const stream = await hub.subscribe({ filter: {} });
+    const [fresh] = await createTasks(1);
+    hub.wake();
+    // The three events from before the stream opened are not handed to it: the first one is the fresh task's.
+    expect(((await stream.next()).value as TaskEvent).taskId).toBe(fresh);
+    expect(hub.delivered).toBe(1);
+    await stream.return();
+  });
+
   it('lets a slow consumer fall back to reading the feed when its queue overflows, and loses nothing', async () => {
     const hub = await startHub();
-    const stream = hub.subscribe({ filter: {} });
+    const stream = await hub.subscribe({ filter: {} });
     const ids = await createTasks(40);
     hub.wake();
     // The consumer has not taken anything yet: 40 events overflow a queue of 5.
@@ -53,7 +68,7 @@ describe('the event hub', () => {
 
   it('holds back events committed after an older transaction that is still running, then delivers them in order', async () => {
     const hub = await startHub();
-    const stream = hub.subscribe({ filter: {} });
+    const stream = await hub.subscribe({ filter: {} });
     const blocker = await db.client();
     await blocker.query('begin');
     await blocker.query('select pg_current_xact_id()'); // an xid older than the events below: the feed waits for it

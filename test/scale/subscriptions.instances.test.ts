@@ -103,7 +103,11 @@ async function burst(url: string, count: number, concurrency: number, onAck: (n:
 
 describe('two server processes on one database', () => {
   it('delivers a mutation on A to a subscriber on B', async () => {
-    const sub = watch(bUrl, await head(aUrl));
+    // Start from an explicit cursor: without one a stream starts at the moment B registers it, which may come
+    // after the mutation below has committed.
+    await createTask(aUrl, 'before the subscription');
+    const start = await waitFor(() => head(aUrl), 'a head cursor on the feed');
+    const sub = watch(bUrl, start);
     const id = await createTask(aUrl, 'from A');
     const [event] = await sub.waitForEvents(1);
     expect(event).toMatchObject({ taskId: id, kind: 'CREATED' });
