@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -51,14 +51,18 @@ describe('schema.graphql is the source of truth', () => {
 
   it('lists breaking changes against a released schema and fails on them', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tt-schema-'));
-    const released = path.join(dir, 'released.graphql');
-    // The released schema had a field the current one lacks: removing it breaks clients.
-    const current = await readFile(path.join(ROOT, 'schema.graphql'), 'utf8');
-    await writeFile(released, current.replace('type Task implements Node {', 'type Task implements Node {\n  """Gone."""\n  legacyField: String'));
-    const failed = await run('npx', ['tsx', 'scripts/schema-breaking.ts', '--against', released], { cwd: ROOT }).catch((err: { code: number; stdout: string }) => err);
-    expect((failed as { code: number }).code).toBe(1);
-    expect((failed as { stdout: string }).stdout).toMatch(/BREAKING\s+FIELD_REMOVED: Task\.legacyField was removed/);
-    const same = await run('npx', ['tsx', 'scripts/schema-breaking.ts', '--against', path.join(ROOT, 'schema.graphql')], { cwd: ROOT });
-    expect(same.stdout).toMatch(/no breaking changes/);
+    try {
+      const released = path.join(dir, 'released.graphql');
+      // The released schema had a field the current one lacks: removing it breaks clients.
+      const current = await readFile(path.join(ROOT, 'schema.graphql'), 'utf8');
+      await writeFile(released, current.replace('type Task implements Node {', 'type Task implements Node {\n  """Gone."""\n  legacyField: String'));
+      const failed = await run('npx', ['tsx', 'scripts/schema-breaking.ts', '--against', released], { cwd: ROOT }).catch((err: { code: number; stdout: string }) => err);
+      expect((failed as { code: number }).code).toBe(1);
+      expect((failed as { stdout: string }).stdout).toMatch(/BREAKING\s+FIELD_REMOVED: Task\.legacyField was removed/);
+      const same = await run('npx', ['tsx', 'scripts/schema-breaking.ts', '--against', path.join(ROOT, 'schema.graphql')], { cwd: ROOT });
+      expect(same.stdout).toMatch(/no breaking changes/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
