@@ -7,20 +7,13 @@
  * boot migration: one transaction holding `pg_advisory_xact_lock`, so running it from several places at once, or
  * beside servers booting without PgBouncer, applies each migration exactly once.
  */
-import { ConfigError, loadConfig, type Config } from '../src/config.js';
+import { loadConfigOrExit } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from '../src/db/orm.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
 import { OperationRegistry } from '../src/lifecycle/operations.js';
 
-let config: Config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
-  process.exit(1);
-}
+const config = loadConfigOrExit();
 const log = createLogger(config.log).child({ component: 'migrate' });
 
 async function run(): Promise<void> {

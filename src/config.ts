@@ -304,3 +304,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   return deepFreeze(config);
 }
+
+/**
+ * For entry points (`npm start`, `npm run migrate`): the configuration, or its one-line error on stderr and exit
+ * code 1, with no stack (a wrong setting is the operator's to fix, not a crash).
+ */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+}
