@@ -47,6 +47,42 @@ export function raw(text: string): Sql {
   return { text, params: [] };
 }
 
+/**
+ * What {@link query} needs of an EntityManager: its transaction (if any), its connections, the platform and the
+ * logger context that names the operation. An operation's fork has all of it; so has an {@link OperationReader}.
+ */
+export type SqlContext = Pick<EntityManager, 'getTransactionContext' | 'getConnection' | 'getPlatform' | 'getLoggerContext'>;
+
+/**
+ * The read side of one operation without forking an EntityManager: hand-written reads need no identity map, and a
+ * fork (a unit of work, an entity factory, two configuration writes that set an environment variable) cost as
+ * much CPU as a one-row read itself. It never holds a transaction; its statements are counted and logged with the
+ * operation's logger context like the fork's.
+ */
+export class OperationReader implements SqlContext {
+  constructor(
+    private readonly root: EntityManager,
+    private readonly loggerContext: Record<string, unknown>,
+  ) {}
+
+  getTransactionContext(): undefined {
+    return undefined;
+  }
+
+  getConnection(type?: 'read' | 'write'): ReturnType<EntityManager['getConnection']> {
+    return this.root.getConnection(type);
+  }
+
+  getPlatform(): ReturnType<EntityManager['getPlatform']> {
+    return this.root.getPlatform();
+  }
+
+  getLoggerContext<T extends Record<string, unknown> = Record<string, unknown>>(): T {
+    // The operation's context object as is, typed as the caller asks, like EntityManager's own (a Dictionary).
+    return this.loggerContext as T;
+  }
+}
+
 interface Counted {
   logQuery(query: string, context?: Record<string, unknown>): void;
 }
@@ -81,7 +117,7 @@ export function positional(text: string): string {
  * Raw builder, its binding walk, a runner, events and error decoration per statement) cost more CPU than the rest
  * of a one-row read. The pool, its acquire timeout and the transaction's connection are knex's as before.
  */
-export async function query<T = Record<string, unknown>>(em: EntityManager, statement: Sql): Promise<T[]> {
+export async function query<T = Record<string, unknown>>(em: SqlContext, statement: Sql): Promise<T[]> {
   const trx = em.getTransactionContext<Knex.Transaction>();
   const readOnly = !trx && isReadOnlyStatement(statement.text);
   const connection = em.getConnection(readOnly ? 'read' : 'write');

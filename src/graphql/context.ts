@@ -1,6 +1,6 @@
 /**
- * The per-operation context: a fresh EntityManager fork, fresh loaders and services on it, the request id and a
- * logger that stamps it on every line. Nothing here outlives the operation.
+ * The per-operation context: an EntityManager fork (made on first use), fresh loaders, services on the fork, the
+ * request id and a logger that stamps it on every line. Nothing here outlives the operation.
  */
 import type DataLoader from 'dataloader';
 import type { FastifyBaseLogger } from 'fastify';
@@ -14,6 +14,7 @@ import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
 import type { Principal } from '../auth/authenticator.js';
+import { OperationReader, type SqlContext } from '../db/sql.js';
 
 /** What every operation's context shares with the app. */
 export interface AppServices {
@@ -32,7 +33,10 @@ export interface GraphQLContext {
   readonly principal: Principal | undefined;
   /** Whose rate-limit bucket this operation draws from. */
   readonly rateKey: string;
+  /** The operation's fork (made on first use): its unit of work, transactions and entity reads. */
   readonly em: EntityManager;
+  /** Hand-written reads of the operation (task loaders, listings, statistics) without a fork. */
+  readonly db: SqlContext;
   readonly loaders: TaskLoaders;
   readonly tasks: TaskService;
   readonly status: StatusService;
@@ -52,7 +56,78 @@ export interface GraphQLContext {
 }
 
 /**
- * Builds one operation's context. The fork holds no connection; only its transactions and queries borrow one.
+ * One operation's context. The fork and the services on it are made when first asked for: a read that only
+ * goes through the loaders and listings (on {@link GraphQLContext.db}) never forks.
+ */
+class OperationContext implements GraphQLContext {
+  readonly requestId: string;
+  readonly actor: string;
+  readonly principal: Principal | undefined;
+  readonly rateKey: string;
+  readonly db: OperationReader;
+  readonly loaders: TaskLoaders;
+  readonly health: HealthService;
+  private readonly transactions: TransactionRunner;
+  private readonly loggerContext: { opKey: number; requestId: string };
+  private readonly memo = new Map<string, DataLoader<unknown, unknown>>();
+  private fork: EntityManager | undefined;
+  private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService } = {};
+
+  constructor(
+    private readonly root: EntityManager,
+    readonly operation: Operation,
+    readonly log: FastifyBaseLogger,
+    services: AppServices,
+    caller: { principal: Principal | undefined; rateKey: string },
+  ) {
+    this.requestId = operation.requestId;
+    this.principal = caller.principal;
+    this.rateKey = caller.rateKey;
+    this.actor = caller.principal?.subject ?? 'anonymous';
+    this.health = services.health;
+    this.transactions = services.transactions;
+    this.loggerContext = { opKey: operation.key, requestId: operation.requestId };
+    this.db = new OperationReader(root, this.loggerContext);
+    this.loaders = createTaskLoaders(this.db, () => this.em);
+  }
+
+  get em(): EntityManager {
+    return (this.fork ??= this.root.fork({ loggerContext: this.loggerContext }));
+  }
+
+  get tasks(): TaskService {
+    return (this.lazy.tasks ??= new TaskService(this.em, this.actor, this.transactions, this.principal !== undefined));
+  }
+
+  get status(): StatusService {
+    return (this.lazy.status ??= new StatusService(this.em, this.actor, this.transactions));
+  }
+
+  get dependencies(): DependencyService {
+    return (this.lazy.dependencies ??= new DependencyService(this.em, this.actor, this.transactions));
+  }
+
+  get removal(): RemovalService {
+    return (this.lazy.removal ??= new RemovalService(this.em, this.actor, this.transactions));
+  }
+
+  loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
+    let found = this.memo.get(key) as DataLoader<K, V> | undefined;
+    if (!found) {
+      found = create();
+      this.memo.set(key, found);
+    }
+    return found;
+  }
+
+  mutated(): void {
+    this.loaders.clearAll();
+    this.memo.clear();
+  }
+}
+
+/**
+ * Builds one operation's context. Nothing holds a connection; only transactions and statements borrow one.
  *
  * @param root the ORM's root EntityManager (never used directly: `allowGlobalContext` is off).
  */
@@ -60,38 +135,8 @@ export function createContext(
   root: EntityManager,
   operation: Operation,
   log: FastifyBaseLogger,
-  { health, transactions }: AppServices,
+  services: AppServices,
   caller: { principal: Principal | undefined; rateKey: string },
 ): GraphQLContext {
-  const em = root.fork({ loggerContext: { opKey: operation.key, requestId: operation.requestId } });
-  const loaders = createTaskLoaders(em);
-  const actor = caller.principal?.subject ?? 'anonymous';
-  const memo = new Map<string, DataLoader<unknown, unknown>>();
-  return {
-    requestId: operation.requestId,
-    log,
-    operation,
-    actor,
-    principal: caller.principal,
-    rateKey: caller.rateKey,
-    em,
-    loaders,
-    tasks: new TaskService(em, loaders, actor, transactions, caller.principal !== undefined),
-    status: new StatusService(em, actor, transactions),
-    dependencies: new DependencyService(em, actor, transactions),
-    removal: new RemovalService(em, actor, transactions),
-    health,
-    loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
-      let found = memo.get(key) as DataLoader<K, V> | undefined;
-      if (!found) {
-        found = create();
-        memo.set(key, found);
-      }
-      return found;
-    },
-    mutated() {
-      loaders.clearAll();
-      memo.clear();
-    },
-  };
+  return new OperationContext(root, operation, log, services, caller);
 }

@@ -2,8 +2,7 @@
  * `Query.taskStatistics`: grouped counts of the tasks matching a filter, computed by PostgreSQL in one
  * statement (grouping sets), never by loading rows.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { query } from '../db/sql.js';
+import { query, type SqlContext } from '../db/sql.js';
 import { TASK_PRIORITIES, TASK_STATUSES, TASK_TYPES, type TaskPriority, type TaskStatus, type TaskType } from './task.entity.js';
 import { IS_BLOCKED_SQL, taskCondition, type TaskFilterInput } from './filters.js';
 
@@ -38,11 +37,11 @@ interface GroupRow {
  * assignee, with the overdue and blocked ones. Every status, priority and type is listed, zeros included;
  * assignees come by count descending, then by name, the unassigned (null) after named ones of equal count.
  */
-export async function taskStatistics(em: EntityManager, filter: TaskFilterInput | null | undefined): Promise<TaskStatistics> {
+export async function taskStatistics(db: SqlContext, filter: TaskFilterInput | null | undefined): Promise<TaskStatistics> {
   const where = taskCondition(filter);
   // The row flags (overdue, blocked) are computed once per row, below the grouping. grouping() sets a bit for each
   // column a set does not group by, the first argument being the high bit: 7 = grouped by status alone, and so on.
-  const rows = await query<GroupRow>(em, {
+  const rows = await query<GroupRow>(db, {
     text: `with m as (
        select t.status, t.priority, t.type, t.assignee,
               (t.due_at < now() and t.status not in ('COMPLETED', 'CANCELLED')) as overdue,

@@ -30,8 +30,19 @@ export interface PreparedListing {
   key: string;
 }
 
+/**
+ * Related tasks a page's caller will ask for on every row, fetched once for the whole page before the page is
+ * returned; the resolvers then answer from what the operation already holds, without a promise per row.
+ */
+export interface PageIncludes {
+  /** The rows' parents (`parent`). */
+  parent?: boolean;
+  /** The rows' dependencies (`dependencies`, `isBlocked`, `availableTransitions`). */
+  dependencies?: boolean;
+}
+
 /** What of the operation's context a listing uses. */
-export type ListingContext = Pick<GraphQLContext, 'em' | 'loaders' | 'loader'>;
+export type ListingContext = Pick<GraphQLContext, 'db' | 'loaders' | 'loader'>;
 
 interface SubtaskSummary {
   total: number;
@@ -67,7 +78,7 @@ export class TaskListing {
 
   /** Runs one statement with bind parameters on the operation's fork (its transaction, its statement count). */
   private run<T>(text: string, params: unknown[]): Promise<T[]> {
-    return query<T>(this.ctx.em, { text, params });
+    return query<T>(this.ctx.db, { text, params });
   }
 
   /** Raw `task` rows to records, primed into the operation's loader for later reads by id. */
@@ -79,14 +90,36 @@ export class TaskListing {
     return (task) => encodeSignedCursor(order.signature, keyValues(order, task));
   }
 
-  /** One page of `Query.tasks`. `totalCount` counts the filter's rows (ignoring cursors) only when called. */
-  async list(args: ListArgs): Promise<Page<TaskRecord>> {
+  /**
+   * One page of `Query.tasks`. `totalCount` counts the filter's rows (ignoring cursors) only when called.
+   * `include` fetches the rows' related tasks before returning: one statement per kind for the whole page.
+   */
+  async list(args: ListArgs, include: PageIncludes = {}): Promise<Page<TaskRecord>> {
     const p = prepareListing(args);
     const rows = await this.run<TaskRow>(
       `select t.* from task t where ${p.pageWhere.text} order by ${orderSql(p.order, p.window.backward)} limit ?`,
       [...p.pageWhere.params, p.window.limit + 1],
     );
-    return toPage(this.manage(rows), p.window, this.cursorOf(p.order), () => this.count(p.where));
+    const page = toPage(this.manage(rows), p.window, this.cursorOf(p.order), () => this.count(p.where));
+    // For the page's rows only (the statement reads one more, to tell whether there is a next page).
+    await this.fetchRelated(page.rows, include);
+    return page;
+  }
+
+  /**
+   * Loads the related tasks of a page through the operation's loaders (so they are shared with every other read
+   * of the operation). A failure is not raised here: the fields that need the data load it again and report it.
+   */
+  private async fetchRelated(tasks: readonly TaskRecord[], include: PageIncludes): Promise<void> {
+    const { loaders } = this.ctx;
+    const loads: Array<Promise<unknown>> = [];
+    if (include.parent) {
+      const parents = new Set<string>();
+      for (const task of tasks) if (task.parent) parents.add(task.parent.id);
+      if (parents.size > 0) loads.push(loaders.taskById.loadMany([...parents]));
+    }
+    if (include.dependencies && tasks.length > 0) loads.push(loaders.dependenciesOf.loadMany(tasks.map((t) => t.id)));
+    await Promise.all(loads);
   }
 
   /** How many tasks match a compiled filter. */

@@ -31,11 +31,29 @@ async function fresh<T>(ctx: GraphQLContext, result: Promise<T>): Promise<T> {
 }
 
 const pageKey = (kind: string, args: TaskPageArgs) => `${kind}:${JSON.stringify([args.first ?? null, args.after ?? null])}`;
-const blocked = async (task: TaskRecord, ctx: GraphQLContext) => (await ctx.loaders.blockersOf(task.id)).length > 0;
+/**
+ * Related data answered from what the operation already read when it can (a value, not a promise: see
+ * TaskLoaders.peekTask), else loaded through the batching loaders.
+ */
+function parentOf(task: TaskRecord, ctx: GraphQLContext): TaskRecord | null | Promise<TaskRecord | null> {
+  const parentId = task.parent?.id;
+  if (!parentId) return null;
+  const known = ctx.loaders.peekTask(parentId);
+  return known !== undefined ? known : ctx.loaders.taskById.load(parentId);
+}
+
+function dependenciesOf(task: TaskRecord, ctx: GraphQLContext): TaskRecord[] | Promise<TaskRecord[]> {
+  return ctx.loaders.peekDependencies(task.id) ?? ctx.loaders.dependenciesOf.load(task.id);
+}
+
+function blocked(task: TaskRecord, ctx: GraphQLContext): boolean | Promise<boolean> {
+  const known = ctx.loaders.peekBlockers(task.id);
+  return known ? known.length > 0 : ctx.loaders.blockersOf(task.id).then((blockers) => blockers.length > 0);
+}
 
 export const taskResolvers = {
   Query: {
-    task: (_, { id }, ctx) => ctx.tasks.get(id),
+    task: (_, { id }, ctx) => ctx.loaders.taskById.load(parseId(id)),
     node: (_, { id }, ctx) => findNode(id, ctx),
     taskEvents: (_, args, ctx) => readFeed(ctx.em, args),
   },
@@ -61,11 +79,14 @@ export const taskResolvers = {
     __resolveType: (node) => (node instanceof TaskExecution ? 'TaskExecution' : node instanceof TaskEvent ? 'TaskEvent' : 'Task'),
   },
   Task: {
-    parent: (task, _, ctx) => ctx.tasks.parentOf(task),
-    dependencies: (task, _, ctx) => ctx.loaders.dependenciesOf.load(task.id),
+    parent: (task, _, ctx) => parentOf(task, ctx),
+    dependencies: (task, _, ctx) => dependenciesOf(task, ctx),
     dependents: (task, _, ctx) => ctx.loaders.dependentsOf.load(task.id),
     isBlocked: (task, _, ctx) => blocked(task, ctx),
-    availableTransitions: async (task, _, ctx) => availableTransitions(task.status, await blocked(task, ctx)),
+    availableTransitions: (task, _, ctx) => {
+      const isBlocked = blocked(task, ctx);
+      return typeof isBlocked === 'boolean' ? availableTransitions(task.status, isBlocked) : isBlocked.then((b) => availableTransitions(task.status, b));
+    },
     executions: (task, args, ctx) => ctx.loader(pageKey('executions', args), () => taskExecutionsLoader(ctx.em, args)).load(task.id),
     events: (task, args, ctx) => ctx.loader(pageKey('events', args), () => taskEventsLoader(ctx.em, args)).load(task.id),
   },

@@ -13,7 +13,6 @@ import { Task } from './task.entity.js';
 import { taskRecordMapper, type TaskRecord } from './task.record.js';
 import { insertTask } from './task.insert.js';
 import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
-import type { TaskLoaders } from './task.loaders.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
 
 /** The most tasks `createTasks` and `updateTasks` take at once. */
@@ -26,23 +25,11 @@ const HIERARCHY_LOCK_KEY = 7_264_911_002;
 export class TaskService {
   constructor(
     private readonly em: EntityManager,
-    private readonly loaders: TaskLoaders,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
     /** With authentication on, `createdBy` is the caller, whatever the input says. */
     private readonly actorIsAuthenticated = false,
   ) {}
-
-  /** A task by id (archived or not), or null. Batched with every other read of this operation. */
-  async get(id: string): Promise<TaskRecord | null> {
-    return this.loaders.taskById.load(parseId(id));
-  }
-
-  /** Loads a task's parent through the batching loader. */
-  async parentOf(task: TaskRecord): Promise<TaskRecord | null> {
-    const parentId = task.parent?.id;
-    return parentId ? this.loaders.taskById.load(parentId) : null;
-  }
 
   /**
    * Creates a task. With a client-supplied id that exists already, returns the existing task unchanged; when
