@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MikroORM, PostgreSqlDriver, type Options } from '@mikro-orm/postgresql';
+import { MikroORM, PostgreSqlDriver, type Knex, type Options } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -184,13 +184,10 @@ const MIGRATION_LOCK_KEY = 7_264_911_001;
  */
 export async function migrate(orm: MikroORM, log: Logger): Promise<string[]> {
   const migrator = orm.getMigrator();
-  const em = orm.em.fork();
-  const applied = await em.transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
-    // MikroORM types a transaction as `any` (its shape is the driver's); it is only handed back to the migrator.
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment
-    const transaction = tx.getTransactionContext();
-    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment
+  // The connection's transaction, not em.transactional: that one would leave AsyncLocalStorage promise hooks
+  // installed for the life of the process (src/db/transaction.ts).
+  const applied = await orm.em.getConnection('write').transactional(async (transaction: Knex.Transaction) => {
+    await transaction.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
     const done = await migrator.up({ transaction });
     return done.map((m) => m.name);
   });

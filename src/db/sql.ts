@@ -54,19 +54,27 @@ export function raw(text: string): Sql {
 export type SqlContext = Pick<EntityManager, 'getTransactionContext' | 'getConnection' | 'getPlatform' | 'getLoggerContext'>;
 
 /**
- * The read side of one operation without forking an EntityManager: hand-written reads need no identity map, and a
- * fork (a unit of work, an entity factory, two configuration writes that set an environment variable) cost as
- * much CPU as a one-row read itself. It never holds a transaction; its statements are counted and logged with the
- * operation's logger context like the fork's.
+ * One operation's access to the database without forking an EntityManager: hand-written statements need no
+ * identity map, and a fork (a unit of work, an entity factory, two configuration writes that set an environment
+ * variable) cost as much CPU as a one-row read itself. Outside a transaction, or inside one
+ * ({@link OperationReader.withTransaction}); its statements are counted and logged with the operation's logger
+ * context like the fork's.
  */
 export class OperationReader implements SqlContext {
   constructor(
     private readonly root: EntityManager,
     private readonly loggerContext: Record<string, unknown>,
+    private readonly transaction?: Knex.Transaction,
   ) {}
 
-  getTransactionContext(): undefined {
-    return undefined;
+  /** The same operation inside `transaction`: every statement through it runs on the transaction's connection. */
+  withTransaction(transaction: Knex.Transaction): OperationReader {
+    return new OperationReader(this.root, this.loggerContext, transaction);
+  }
+
+  getTransactionContext<T>(): T | undefined {
+    // Typed as the caller asks, like EntityManager's own (the driver's transaction object).
+    return this.transaction as T | undefined;
   }
 
   getConnection(type?: 'read' | 'write'): ReturnType<EntityManager['getConnection']> {

@@ -1,12 +1,17 @@
 /**
- * Transactions for the services: one `em.transactional` per mutation, retried a bounded number of times when
+ * Transactions for the services: one database transaction per mutation, retried a bounded number of times when
  * PostgreSQL aborts it for a serialization failure or a deadlock (the transaction rolled back, so running it again
  * cannot apply the change twice), and watched: one held longer than DB_LEAK_WARNING_MS is logged at WARN with
  * its operation and request id. Behind PgBouncer (transaction pooling) each transaction starts by setting its own
  * `statement_timeout` with transaction scope: a connection's startup parameters and session settings are not
  * available there (a session `SET` would stay on the server connection and leak to other clients).
+ *
+ * The transaction is the connection's (knex's, through the resilient driver: the breaker, counting), not
+ * `em.transactional`: that one runs the callback in an AsyncLocalStorage and flushes a unit of work in another, and
+ * on Node 20 the first AsyncLocalStorage in use installs promise hooks that tax every promise of the process from
+ * then on (see src/tasks/task.writes.ts). The services write with hand-written statements, so nothing is lost.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
+import { query, sql, type OperationReader, type SqlContext } from './sql.js';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 import { sqlStateOf } from '../graphql/errors.js';
@@ -31,10 +36,13 @@ export interface TransactionRunnerOptions {
 export class TransactionRunner {
   constructor(private readonly options: TransactionRunnerOptions) {}
 
-  /** Runs `work` in a transaction on `em` (the operation's fork), with the retries and the watch above. */
-  async run<T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in a transaction of the operation `db`, with the retries and the watch above; `work` gets the
+   * operation inside the transaction.
+   */
+  async run<T>(db: OperationReader, work: (tx: SqlContext) => Promise<T>): Promise<T> {
     const { log, operations, leakWarningMs, maxAttempts = 3, localStatementTimeoutMs: localTimeout } = this.options;
-    const context = em.getLoggerContext<{ opKey?: number; requestId?: string }>();
+    const context = db.getLoggerContext<{ opKey?: number; requestId?: string }>();
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
       const watch = setTimeout(() => {
@@ -46,14 +54,11 @@ export class TransactionRunner {
       }, leakWarningMs);
       watch.unref();
       try {
-        return await em.transactional(
-          localTimeout === undefined
-            ? work
-            : async (tx) => {
-                await tx.execute('select set_config(?, ?, true)', ['statement_timeout', String(localTimeout)]);
-                return work(tx);
-              },
-        );
+        return await db.getConnection('write').transactional(async (transaction) => {
+          const tx = db.withTransaction(transaction);
+          if (localTimeout !== undefined) await query(tx, sql`select set_config('statement_timeout', ${String(localTimeout)}, true)`);
+          return work(tx);
+        });
       } catch (err) {
         const state = sqlStateOf(err) ?? sqlStateOf((err as { cause?: unknown }).cause);
         if (attempt >= maxAttempts || !state || !RETRYABLE.has(state)) throw err;

@@ -96,19 +96,19 @@ class OperationContext implements GraphQLContext {
   }
 
   get tasks(): TaskService {
-    return (this.lazy.tasks ??= new TaskService(this.em, this.actor, this.transactions, this.principal !== undefined));
+    return (this.lazy.tasks ??= new TaskService(this.db, this.actor, this.transactions, this.principal !== undefined));
   }
 
   get status(): StatusService {
-    return (this.lazy.status ??= new StatusService(this.em, this.actor, this.transactions));
+    return (this.lazy.status ??= new StatusService(this.db, this.actor, this.transactions));
   }
 
   get dependencies(): DependencyService {
-    return (this.lazy.dependencies ??= new DependencyService(this.em, this.actor, this.transactions));
+    return (this.lazy.dependencies ??= new DependencyService(this.db, this.actor, this.transactions));
   }
 
   get removal(): RemovalService {
-    return (this.lazy.removal ??= new RemovalService(this.em, this.actor, this.transactions));
+    return (this.lazy.removal ??= new RemovalService(this.db, this.actor, this.transactions));
   }
 
   loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {

@@ -14,24 +14,34 @@ function fieldsOf(selectionSet: SelectionSetNode | undefined, fragments: GraphQL
   return out;
 }
 
+/** The fields asked of a connection, and of its items. */
+export interface ConnectionSelection {
+  /** Directly on the connection (`totalCount`, `edges`, `pageInfo`, ...). */
+  fields: Set<string>;
+  /** On its items: under `nodes`, and under `edges { node }`. */
+  itemFields: Set<string>;
+}
+
 /**
- * The names of the fields selected on the items of the connection being resolved: under `nodes`, and under
- * `edges { node }`. An over-estimate at worst (a field under `@skip(if: true)` counts), which costs a fetch that
- * was not needed, never a missing answer: resolvers still load whatever was not fetched up front.
+ * What the operation asks of the connection being resolved. An over-estimate at worst (a field under
+ * `@skip(if: true)` counts), which costs a fetch that was not needed, never a missing answer: resolvers still load
+ * whatever was not fetched up front.
  */
-export function connectionItemFields(info: GraphQLResolveInfo): Set<string> {
-  const names = new Set<string>();
+export function connectionSelection(info: GraphQLResolveInfo): ConnectionSelection {
+  const fields = new Set<string>();
+  const itemFields = new Set<string>();
   const { fragments } = info;
   for (const field of fieldsOf({ kind: Kind.SELECTION_SET, selections: info.fieldNodes }, fragments)) {
     for (const child of fieldsOf(field.selectionSet, fragments)) {
+      fields.add(child.name.value);
       const items =
         child.name.value === 'nodes'
           ? [child]
           : child.name.value === 'edges'
             ? fieldsOf(child.selectionSet, fragments).filter((f) => f.name.value === 'node')
             : [];
-      for (const item of items) for (const f of fieldsOf(item.selectionSet, fragments)) names.add(f.name.value);
+      for (const item of items) for (const f of fieldsOf(item.selectionSet, fragments)) itemFields.add(f.name.value);
     }
   }
-  return names;
+  return { fields, itemFields };
 }

@@ -2,12 +2,11 @@
  * Dependencies between tasks: task `taskId` waits for `dependsOnId`. Additions are serialized by one advisory
  * lock, so the cycle check and the insert are atomic: two concurrent additions A->B and B->A cannot both pass.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, toSql } from '../db/sql.js';
+import { query, toSql, type OperationReader } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import { changeTask, lockTask } from './events.js';
-import type { Task } from './task.entity.js';
+import type { TaskRecord } from './task.record.js';
+import { changeTask, lockTask } from './task.writes.js';
 import { parseId } from './task.validation.js';
 
 /** Transaction-level advisory lock key that serializes changes to the dependency graph's shape. */
@@ -15,17 +14,17 @@ const DEPENDENCY_GRAPH_LOCK_KEY = 7_264_911_003;
 
 export class DependencyService {
   constructor(
-    private readonly em: EntityManager,
+    private readonly db: OperationReader,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
   ) {}
 
   /** Makes `taskId` wait for `dependsOnId`; returns the waiting task. Adding an existing edge changes nothing. */
-  async add(taskIdInput: string, dependsOnIdInput: string): Promise<Task> {
+  async add(taskIdInput: string, dependsOnIdInput: string): Promise<TaskRecord> {
     const taskId = parseId(taskIdInput, 'taskId');
     const dependsOnId = parseId(dependsOnIdInput, 'dependsOnId');
     if (taskId === dependsOnId) throw new AppError('CYCLE_DETECTED', 'A task cannot depend on itself', { taskId, dependsOnId });
-    return this.transactions.run(this.em, async (tx) => {
+    return this.transactions.run(this.db, async (tx) => {
       await query(tx, toSql('select pg_advisory_xact_lock(?)', [DEPENDENCY_GRAPH_LOCK_KEY]));
       const task = await lockTask(tx, taskId);
       // KEY SHARE: the other task cannot be deleted under us, and its own updates are not held up.
@@ -50,17 +49,15 @@ export class DependencyService {
         [taskId, dependsOnId],
       ));
       if (inserted.length === 0) return task;
-      changeTask(tx, task, 'DEPENDENCY_ADDED', this.actor, () => undefined, { dependsOnId });
-      await tx.flush();
-      return task;
+      return (await changeTask(tx, task, 'DEPENDENCY_ADDED', this.actor, () => undefined, { dependsOnId })).task;
     });
   }
 
   /** Stops `taskId` waiting for `dependsOnId`; returns the waiting task. Removing a missing edge changes nothing. */
-  async remove(taskIdInput: string, dependsOnIdInput: string): Promise<Task> {
+  async remove(taskIdInput: string, dependsOnIdInput: string): Promise<TaskRecord> {
     const taskId = parseId(taskIdInput, 'taskId');
     const dependsOnId = parseId(dependsOnIdInput, 'dependsOnId');
-    return this.transactions.run(this.em, async (tx) => {
+    return this.transactions.run(this.db, async (tx) => {
       const task = await lockTask(tx, taskId);
       const deleted = await query<{ task_id: string }>(tx, toSql('delete from task_dependency where task_id = ? and depends_on_id = ? returning task_id',
         [taskId, dependsOnId],
@@ -70,9 +67,7 @@ export class DependencyService {
         if (other.length === 0) throw new AppError('NOT_FOUND', `Task ${dependsOnId} does not exist`, { id: dependsOnId, field: 'dependsOnId' });
         return task;
       }
-      changeTask(tx, task, 'DEPENDENCY_REMOVED', this.actor, () => undefined, { dependsOnId });
-      await tx.flush();
-      return task;
+      return (await changeTask(tx, task, 'DEPENDENCY_REMOVED', this.actor, () => undefined, { dependsOnId })).task;
     });
   }
 }

@@ -7,19 +7,20 @@ import { connectionResolvers } from './connection.resolvers.js';
 import type { TaskRecord } from './task.record.js';
 import { TaskListing, type PageIncludes } from './task.listing.js';
 import { taskStatistics } from './statistics.js';
-import { connectionItemFields } from '../graphql/lookahead.js';
+import { connectionSelection, type ConnectionSelection } from '../graphql/lookahead.js';
 
-/** Which related tasks to fetch with a page, from the fields its rows are asked for. */
-function pageIncludes(fields: Set<string>): PageIncludes {
+/** What to fetch with a page, from the fields asked of the connection and of its rows. */
+function pageIncludes({ fields, itemFields }: ConnectionSelection): PageIncludes {
   return {
-    parent: fields.has('parent'),
-    dependencies: fields.has('dependencies') || fields.has('isBlocked') || fields.has('availableTransitions'),
+    totalCount: fields.has('totalCount'),
+    parent: itemFields.has('parent'),
+    dependencies: itemFields.has('dependencies') || itemFields.has('isBlocked') || itemFields.has('availableTransitions'),
   };
 }
 
 export const listingResolvers = {
   Query: {
-    tasks: (_, args, ctx, info) => new TaskListing(ctx).list(args, pageIncludes(connectionItemFields(info))),
+    tasks: (_, args, ctx, info) => new TaskListing(ctx).list(args, pageIncludes(connectionSelection(info))),
     taskStatistics: (_, { filter }, ctx) => taskStatistics(ctx.db, filter),
   },
   Task: {

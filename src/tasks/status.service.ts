@@ -3,13 +3,13 @@
  * and closes and the event it records.
  */
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, toSql } from '../db/sql.js';
+import { query, toSql, type OperationReader } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import type { LogLevel } from './execution.entity.js';
-import { changeTask, diff, lockTask, nextUpdatedAt, snapshot } from './events.js';
-import type { Task, TaskStatus } from './task.entity.js';
+import { diff, nextUpdatedAt, snapshot } from './events.js';
+import type { TaskStatus } from './task.entity.js';
+import { changeTask, lockTask } from './task.writes.js';
 import { taskRecordMapper, type TaskRecord } from './task.record.js';
 import { lockForTransition, writeTransition } from './transition.statements.js';
 import { applyTransition, assertTransition, type TransitionDetails } from './transitions.js';
@@ -17,7 +17,7 @@ import { parseId, parseProgress } from './task.validation.js';
 
 export class StatusService {
   constructor(
-    private readonly em: EntityManager,
+    private readonly db: OperationReader,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
   ) {}
@@ -29,8 +29,8 @@ export class StatusService {
    */
   async transition(id: string, to: TaskStatus, expectedVersion?: number | null, details: TransitionDetails = {}): Promise<TaskRecord> {
     const taskId = parseId(id);
-    const toRecord = taskRecordMapper(this.em.getPlatform());
-    return this.transactions.run(this.em, async (tx) => {
+    const toRecord = taskRecordMapper(this.db.getPlatform());
+    return this.transactions.run(this.db, async (tx) => {
       const locked = await lockForTransition(tx, taskId, to === 'IN_PROGRESS');
       if (!locked) throw AppError.notFound('Task', taskId);
       const task = toRecord(locked.row);
@@ -59,10 +59,10 @@ export class StatusService {
    * Records progress of an IN_PROGRESS task and appends `{ at, level, message }` to its open execution's log when a
    * message is given. In any other status: INVALID_TRANSITION.
    */
-  async reportProgress(id: string, progress: number, message: string | null | undefined, level: LogLevel): Promise<Task> {
+  async reportProgress(id: string, progress: number, message: string | null | undefined, level: LogLevel): Promise<TaskRecord> {
     const taskId = parseId(id);
     const value = parseProgress(progress);
-    return this.transactions.run(this.em, async (tx) => {
+    return this.transactions.run(this.db, async (tx) => {
       const task = await lockTask(tx, taskId);
       if (task.status !== 'IN_PROGRESS') {
         throw new AppError('INVALID_TRANSITION', `Progress is reported only while IN_PROGRESS; the task is ${task.status}`, {
@@ -73,16 +73,15 @@ export class StatusService {
       }
       const now = new Date();
       const entry = message != null ? { at: now.toISOString(), level, message } : undefined;
-      const changed = changeTask(tx, task, 'UPDATED', this.actor, () => (task.progress = value), entry ? { log: entry } : {});
+      const { task: updated, changed } = await changeTask(tx, task, 'UPDATED', this.actor, (draft) => (draft.progress = value), entry ? { log: entry } : {});
       if (!changed) return task;
-      await tx.flush();
       // Appended in SQL: the log is never read back into memory to add one line.
       await query(tx, toSql(`update task_execution set progress = ?, logs = logs || ?::jsonb where task_id = ? and completed_at is null`, [
         value,
         JSON.stringify(entry ? [entry] : []),
         taskId,
       ]));
-      return task;
+      return updated;
     });
   }
 }

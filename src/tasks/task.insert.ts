@@ -6,8 +6,7 @@
  * of the CPU of a `createTask` as well; the rules stay where they were (validation in task.validation.ts, the
  * outcomes and the race of client ids in TaskService).
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { query, sql } from '../db/sql.js';
+import { query, sql, type SqlContext } from '../db/sql.js';
 import type { TaskRow } from './task.record.js';
 import type { NewTask } from './task.validation.js';
 
@@ -22,14 +21,14 @@ export type InsertOutcome =
 /**
  * Inserts `item` as task `id` (status PENDING, version 1, created and updated `now`) and its CREATED event by
  * `actor` with the same changes the ORM path records, unless a task `id` exists already (then that row is returned)
- * or the parent does not exist. Outside a transaction, `tx` is the operation's fork: the statement commits alone.
+ * or the parent does not exist. Outside a transaction, `tx` is the operation's reader: the statement commits alone.
  *
  * Races the statement leaves to its caller, as PostgreSQL reports them: a concurrent insert of the same client id
  * fails this one on the primary key (UniqueConstraintViolationException), and a parent deleted after the statement
  * began fails the foreign key (ForeignKeyConstraintViolationException; the key check locks the parent KEY SHARE
  * until commit, so it cannot be deleted afterwards).
  */
-export async function insertTask(tx: EntityManager, id: string, item: NewTask, actor: string, now: Date): Promise<InsertOutcome> {
+export async function insertTask(tx: SqlContext, id: string, item: NewTask, actor: string, now: Date): Promise<InsertOutcome> {
   const { title, type, priority, assignee, parentId } = item;
   const changes = { title, type, priority, status: 'PENDING', assignee, parentId };
   // Instants travel as ISO strings (as in filters.ts), never as driver-formatted local times. Every value is cast:

@@ -35,11 +35,19 @@ export interface PreparedListing {
  * returned; the resolvers then answer from what the operation already holds, without a promise per row.
  */
 export interface PageIncludes {
+  /** The count of the filter's rows (`totalCount`). */
+  totalCount?: boolean;
   /** The rows' parents (`parent`). */
   parent?: boolean;
   /** The rows' dependencies (`dependencies`, `isBlocked`, `availableTransitions`). */
   dependencies?: boolean;
 }
+
+/**
+ * A row of a page statement: the task, and what the page included. Related tasks arrive as JSON objects of the
+ * same columns (timestamps in ISO form, which the record mapper reads too).
+ */
+type ListedRow = TaskRow & { listing_total?: number; listing_parent?: TaskRow | null; listing_dependencies?: TaskRow[] };
 
 /** What of the operation's context a listing uses. */
 export type ListingContext = Pick<GraphQLContext, 'db' | 'loaders' | 'loader'>;
@@ -91,35 +99,41 @@ export class TaskListing {
   }
 
   /**
-   * One page of `Query.tasks`. `totalCount` counts the filter's rows (ignoring cursors) only when called.
-   * `include` fetches the rows' related tasks before returning: one statement per kind for the whole page.
+   * One page of `Query.tasks`, in one statement: the rows, and what `include` asks for with them (the count of
+   * the filter's rows ignoring cursors, each row's parent and dependencies). `totalCount` costs a statement of its
+   * own only when it was not included, or the page is empty.
    */
   async list(args: ListArgs, include: PageIncludes = {}): Promise<Page<TaskRecord>> {
     const p = prepareListing(args);
-    const rows = await this.run<TaskRow>(
-      `select t.* from task t where ${p.pageWhere.text} order by ${orderSql(p.order, p.window.backward)} limit ?`,
-      [...p.pageWhere.params, p.window.limit + 1],
-    );
-    const page = toPage(this.manage(rows), p.window, this.cursorOf(p.order), () => this.count(p.where));
-    // For the page's rows only (the statement reads one more, to tell whether there is a next page).
-    await this.fetchRelated(page.rows, include);
-    return page;
-  }
-
-  /**
-   * Loads the related tasks of a page through the operation's loaders (so they are shared with every other read
-   * of the operation). A failure is not raised here: the fields that need the data load it again and report it.
-   */
-  private async fetchRelated(tasks: readonly TaskRecord[], include: PageIncludes): Promise<void> {
-    const { loaders } = this.ctx;
-    const loads: Array<Promise<unknown>> = [];
-    if (include.parent) {
-      const parents = new Set<string>();
-      for (const task of tasks) if (task.parent) parents.add(task.parent.id);
-      if (parents.size > 0) loads.push(loaders.taskById.loadMany([...parents]));
+    const columns = ['t.*'];
+    const params: unknown[] = [];
+    let from = 'task t';
+    if (include.totalCount) {
+      // Uncorrelated: PostgreSQL runs it once per statement, not per row.
+      columns.push(`(select count(*)::int from task t where ${p.where.text}) as listing_total`);
+      params.push(...p.where.params);
     }
-    if (include.dependencies && tasks.length > 0) loads.push(loaders.dependenciesOf.loadMany(tasks.map((t) => t.id)));
-    await Promise.all(loads);
+    if (include.parent) {
+      columns.push('case when lp.id is null then null else to_json(lp) end as listing_parent');
+      from += ' left join task lp on lp.id = t.parent_id';
+    }
+    if (include.dependencies) {
+      columns.push(`(select coalesce(json_agg(to_json(ld) order by le.created_at, ld.id), '[]') from task_dependency le
+         join task ld on ld.id = le.depends_on_id where le.task_id = t.id) as listing_dependencies`);
+    }
+    params.push(...p.pageWhere.params, p.window.limit + 1);
+    const rows = await this.run<ListedRow>(
+      `select ${columns.join(', ')} from ${from} where ${p.pageWhere.text} order by ${orderSql(p.order, p.window.backward)} limit ?`,
+      params,
+    );
+    const total = rows[0]?.listing_total;
+    const page = toPage(this.manage(rows), p.window, this.cursorOf(p.order), () => (total !== undefined ? Promise.resolve(total) : this.count(p.where)));
+    const { loaders } = this.ctx;
+    for (const row of rows) {
+      if (row.listing_parent) loaders.records([row.listing_parent]);
+      if (row.listing_dependencies) loaders.primeDependencies(row.id, row.listing_dependencies);
+    }
+    return page;
   }
 
   /** How many tasks match a compiled filter. */

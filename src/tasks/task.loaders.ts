@@ -35,6 +35,8 @@ export interface TaskLoaders {
   peekBlockers(taskId: string): string[] | undefined;
   /** `task` rows to records, each primed into `taskById` so a later read by id of the same task costs nothing. */
   records(rows: readonly TaskRow[]): TaskRecord[];
+  /** A task's dependencies read along with it (in `dependenciesOf` order), primed like {@link records}. */
+  primeDependencies(taskId: string, rows: readonly TaskRow[]): void;
   executionById: DataLoader<string, TaskExecution | null>;
   eventById: DataLoader<string, TaskEvent | null>;
   /**
@@ -130,6 +132,12 @@ export function createTaskLoaders(db: SqlContext, em: () => EntityManager): Task
     dependenciesOf,
     dependentsOf,
     records,
+    primeDependencies(taskId, rows) {
+      if (knownDependencies.has(taskId)) return;
+      const tasks = records(rows);
+      dependenciesOf.prime(taskId, tasks);
+      knownDependencies.set(taskId, tasks);
+    },
     async blockersOf(taskId) {
       return blockersAmong(await dependenciesOf.load(taskId));
     },

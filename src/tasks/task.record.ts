@@ -79,11 +79,21 @@ function utcInstant(value: string): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-/** Builds the mapper of one operation: dates are parsed as the ORM would (by its platform, when not plain UTC). */
+/** A `timestamptz` as `to_json` prints it (`2025-11-23T08:00:00.123+00:00`): the engine's ISO parser reads it. */
+function isoInstant(value: string): Date | undefined {
+  if (value.length < 20 || value.charCodeAt(10) !== 84 /* 'T' */) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/**
+ * Builds the mapper of one operation: dates are parsed as the ORM would (by its platform, when neither plain UTC
+ * text nor JSON's ISO form).
+ */
 export function taskRecordMapper(platform: Platform): (row: TaskRow) => TaskRecord {
   const date = (value: string | null): Date | null => {
     if (value === null) return null;
-    const parsed: unknown = utcInstant(value) ?? platform.parseDate(value);
+    const parsed: unknown = utcInstant(value) ?? isoInstant(value) ?? platform.parseDate(value);
     // A value no Date can hold (PostgreSQL's 'infinity') stays the text PostgreSQL sent, as the ORM's reads leave
     // it: the DateTime scalar and the cursors then refuse it loudly (masked) instead of inventing an instant. The
     // cast is the one place the type does not hold, for rows the API itself never writes.

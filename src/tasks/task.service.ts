@@ -4,15 +4,14 @@
  * translate arguments and results.
  */
 import { randomUUID } from 'node:crypto';
-import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { EntityManager } from '@mikro-orm/postgresql';
+import { ForeignKeyConstraintViolationException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, toSql } from '../db/sql.js';
+import { query, sql, toSql, type OperationReader, type SqlContext } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import { Task } from './task.entity.js';
-import { taskRecordMapper, type TaskRecord } from './task.record.js';
+import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 import { insertTask } from './task.insert.js';
-import { changeTask, lockTask, recordEvent, snapshot } from './events.js';
+import { snapshot } from './events.js';
+import { changeTask, lockTask, lockTasksWhere } from './task.writes.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
 
 /** The most tasks `createTasks` and `updateTasks` take at once. */
@@ -24,7 +23,7 @@ const HIERARCHY_LOCK_KEY = 7_264_911_002;
 
 export class TaskService {
   constructor(
-    private readonly em: EntityManager,
+    private readonly db: OperationReader,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
     /** With authentication on, `createdBy` is the caller, whatever the input says. */
@@ -39,12 +38,12 @@ export class TaskService {
     const item = validateCreate(input);
     if (this.actorIsAuthenticated) item.createdBy = this.actor;
     if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
-    const toRecord = taskRecordMapper(this.em.getPlatform());
+    const toRecord = taskRecordMapper(this.db.getPlatform());
     // Not the unit of work and no transaction: one statement checks, inserts and records the event (task.insert.ts).
     // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (README).
     const run = async (): Promise<TaskRecord> => {
       try {
-        const outcome = await insertTask(this.em, item.id ?? randomUUID(), item, this.actor, new Date());
+        const outcome = await insertTask(this.db, item.id ?? randomUUID(), item, this.actor, new Date());
         if (outcome.kind === 'no-parent') throw parentNotFound(item.parentId);
         return toRecord(outcome.row);
       } catch (err) {
@@ -67,7 +66,7 @@ export class TaskService {
    * Creates up to 100 tasks in one transaction, all or none. Each input follows `create`'s rules; a parent may be
    * another task of the same batch. An error names the input's `index`.
    */
-  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<Task[]> {
+  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<TaskRecord[]> {
     if (inputs.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${inputs.length})`, 'inputs');
     const items = inputs.map((input, index) =>
       withIndex(batch, index, () => {
@@ -80,15 +79,17 @@ export class TaskService {
         if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
       }),
     );
+    const toRecord = taskRecordMapper(this.db.getPlatform());
     const run = () =>
-      this.transactions.run(this.em, async (tx) => {
+      this.transactions.run(this.db, async (tx) => {
         const clientIds = items.flatMap((i) => (i.id ? [i.id] : []));
-        const known = new Map((clientIds.length ? await tx.find(Task, { id: { $in: clientIds } }) : []).map((t) => [t.id, t]));
+        const existing = clientIds.length ? await query<TaskRow>(tx, sql`select t.* from task t where t.id = any(${clientIds}::uuid[])`) : [];
+        const known = new Set(existing.map((t) => t.id));
         const newIds = items.map((i) => i.id ?? randomUUID());
         const batchIds = new Set(newIds);
         const parentIds = [...new Set(items.flatMap((i) => (i.parentId && !batchIds.has(i.parentId) && !known.has(i.parentId) ? [i.parentId] : [])))];
         if (parentIds.length) {
-          const found = new Set((await tx.find(Task, { id: { $in: parentIds } }, { fields: ['id'] })).map((t) => t.id));
+          const found = new Set((await query<{ id: string }>(tx, sql`select id from task where id = any(${parentIds}::uuid[])`)).map((t) => t.id));
           items.forEach((item, index) =>
             withIndex(batch, index, () => {
               if (item.parentId && parentIds.includes(item.parentId) && !found.has(item.parentId)) {
@@ -98,22 +99,17 @@ export class TaskService {
           );
         }
         const now = new Date();
-        // A parent from the same batch must be inserted first: tasks go in by depth, one flush per level.
+        // A parent from the same batch must be inserted first: tasks go in by depth. Each insert is task.insert.ts's
+        // statement (the row and its CREATED event; a client id that exists returns that task unchanged).
         const depths = batchDepths(items, newIds, batch);
-        const tasks: Task[] = new Array<Task>(items.length);
+        const tasks: TaskRecord[] = new Array<TaskRecord>(items.length);
         for (let depth = 0; depth <= Math.max(0, ...depths); depth++) {
-          items.forEach(({ parentId, id: _id, ...fields }, index) => {
-            if (depths[index] !== depth) return;
-            const id = newIds[index] as string;
-            const existing = known.get(id);
-            if (existing) return void (tasks[index] = existing);
-            const task = tx.create(Task, { ...fields, id, parent: parentId ? tx.getReference(Task, parentId) : null, createdAt: now, updatedAt: now });
-            known.set(id, task);
-            tasks[index] = task;
-            const { title, type, priority, status, assignee } = task;
-            recordEvent(tx, id, 'CREATED', this.actor, { title, type, priority, status, assignee: assignee ?? null, parentId }, now);
-          });
-          await tx.flush();
+          for (const [index, item] of items.entries()) {
+            if (depths[index] !== depth) continue;
+            const outcome = await insertTask(tx, newIds[index] as string, item, this.actor, now);
+            if (outcome.kind === 'no-parent') withIndex(batch, index, () => { throw parentNotFound(item.parentId); });
+            else tasks[index] = toRecord(outcome.row);
+          }
         }
         return tasks;
       });
@@ -131,44 +127,44 @@ export class TaskService {
    * `expectedVersion` exactly one wins; the others see the new version and get VERSION_CONFLICT.
    * A change that changes nothing keeps the version.
    */
-  async update(id: string, input: UpdateTaskInput, expectedVersion?: number | null): Promise<Task> {
+  async update(id: string, input: UpdateTaskInput, expectedVersion?: number | null): Promise<TaskRecord> {
     const taskId = parseId(id);
     const changes = validateUpdate(input);
-    return this.transactions.run(this.em, async (tx) => {
+    return this.transactions.run(this.db, async (tx) => {
       if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
       const task = await lockTask(tx, taskId, expectedVersion);
-      await this.applyUpdate(tx, task, changes);
-      await tx.flush();
-      return task;
+      return this.applyUpdate(tx, task, changes);
     });
   }
 
   /** Applies one change to up to 100 tasks in one transaction, all or none; returns them in the order of `ids`. */
-  async updateMany(ids: readonly string[], input: UpdateTaskInput): Promise<Task[]> {
+  async updateMany(ids: readonly string[], input: UpdateTaskInput): Promise<TaskRecord[]> {
     if (ids.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${ids.length})`, 'ids');
     const taskIds = ids.map((id) => parseId(id, 'ids'));
     const changes = validateUpdate(input);
-    return this.transactions.run(this.em, async (tx) => {
+    return this.transactions.run(this.db, async (tx) => {
       if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
       // Locked in id order, so two batches over overlapping tasks queue up instead of deadlocking.
-      const tasks = await tx.find(Task, { id: { $in: [...new Set(taskIds)] } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' }, refresh: true });
+      const tasks = await lockTasksWhere(tx, sql`t.id = any(${[...new Set(taskIds)]}::uuid[])`);
       const byId = new Map(tasks.map((t) => [t.id, t]));
       const missing = taskIds.find((id) => !byId.has(id));
       if (missing) throw new AppError('NOT_FOUND', `Task ${missing} does not exist`, { id: missing, field: 'ids' });
-      for (const task of tasks) await this.applyUpdate(tx, task, changes);
-      await tx.flush();
-      return taskIds.map((id) => byId.get(id) as Task);
+      for (const task of tasks) byId.set(task.id, await this.applyUpdate(tx, task, changes));
+      return taskIds.map((id) => byId.get(id) as TaskRecord);
     });
   }
 
-  /** Checks a parent change for loops, then applies `changes` with their event (nothing when nothing changes). */
-  private async applyUpdate(tx: EntityManager, task: Task, changes: TaskChanges): Promise<void> {
+  /**
+   * Checks a parent change for loops, then applies `changes` with their event (nothing when nothing changes);
+   * returns the task as stored afterwards.
+   */
+  private async applyUpdate(tx: SqlContext, task: TaskRecord, changes: TaskChanges): Promise<TaskRecord> {
     if (changes.parentId != null && changes.parentId !== task.parent?.id) await this.assertNoLoop(tx, task.id, changes.parentId);
-    changeTask(tx, task, 'UPDATED', this.actor, () => applyChanges(tx, task, changes));
+    return (await changeTask(tx, task, 'UPDATED', this.actor, (draft) => applyChanges(draft, changes))).task;
   }
 
   /** Refuses a parent that is the task itself or one of its descendants. */
-  private async assertNoLoop(tx: EntityManager, taskId: string, parentId: string): Promise<void> {
+  private async assertNoLoop(tx: SqlContext, taskId: string, parentId: string): Promise<void> {
     if (parentId === taskId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
     const rows = await query<{ id: string }>(tx, toSql(`with recursive chain(id, parent_id) as (
          select id, parent_id from task where id = ?
@@ -223,11 +219,8 @@ function clientIdsRaced(err: unknown, items: ReadonlyArray<{ id: string | undefi
   return err instanceof UniqueConstraintViolationException && items.some((i) => i.id !== undefined);
 }
 
-/**
- * Copies the changed fields onto the entity (only those that differ, so an unchanged JSON value does not make
- * MikroORM write the row).
- */
-export function applyChanges(tx: EntityManager, task: Task, changes: TaskChanges): void {
+/** Copies the fields that differ onto the task's draft (task.writes.ts compares it with the task to find the event's changes). */
+export function applyChanges(task: TaskRecord, changes: TaskChanges): void {
   const { parentId, ...fields } = changes;
   const before = snapshot(task);
   for (const [key, value] of Object.entries(fields) as Array<[keyof typeof fields, unknown]>) {
@@ -235,7 +228,5 @@ export function applyChanges(tx: EntityManager, task: Task, changes: TaskChanges
     const next = value instanceof Date ? value.toISOString() : (value ?? null);
     if (JSON.stringify(current) !== JSON.stringify(next)) (task as unknown as Record<string, unknown>)[key] = value;
   }
-  if (parentId !== undefined && (task.parent?.id ?? null) !== parentId) {
-    task.parent = parentId ? tx.getReference(Task, parentId, { wrapped: true }) : null;
-  }
+  if (parentId !== undefined && (task.parent?.id ?? null) !== parentId) task.parent = parentId ? { id: parentId } : null;
 }

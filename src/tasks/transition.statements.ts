@@ -4,8 +4,7 @@
  * SELECT per lookup, then an UPDATE and an INSERT per table at flush) that is 4 round trips instead of 7 for
  * startTask and completeTask, and no entity bookkeeping; the rules stay in StatusService and transitions.ts.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { query, raw, sql } from '../db/sql.js';
+import { query, raw, sql, type SqlContext } from '../db/sql.js';
 import type { JsonObject, TaskStatus } from './task.entity.js';
 import type { TaskRecord, TaskRow } from './task.record.js';
 
@@ -22,7 +21,7 @@ const BLOCKERS = raw(`(select coalesce(array_agg(dep.id order by dep.id), '{}') 
  * Locks task `id` FOR UPDATE (concurrent changes to it queue up) and, with `withBlockers`, reads its blockers in
  * the same statement. Null when the task does not exist.
  */
-export async function lockForTransition(tx: EntityManager, id: string, withBlockers: boolean): Promise<LockedTask | null> {
+export async function lockForTransition(tx: SqlContext, id: string, withBlockers: boolean): Promise<LockedTask | null> {
   const [found] = await query<TaskRow & { blockers: string[] | null }>(
     tx,
     sql`select t.*, ${withBlockers ? BLOCKERS : raw('null::uuid[]')} as blockers from task t where t.id = ${id}::uuid for update of t`,
@@ -52,7 +51,7 @@ const iso = (value: Date | null | undefined): string | null => (value ? value.to
  * and the execution: opened entering IN_PROGRESS, closed with the new status leaving it (the two never happen in
  * one transition). Returns the updated row.
  */
-export async function writeTransition(tx: EntityManager, w: TransitionWrite): Promise<TaskRow> {
+export async function writeTransition(tx: SqlContext, w: TransitionWrite): Promise<TaskRow> {
   const { task, now } = w;
   const at = now.toISOString();
   const execution =

@@ -125,11 +125,14 @@ describe('Q3 (an assignee, newest first, with totalCount)', () => {
   it('reads its page and its count through the partial (assignee, created_at, id) index', async () => {
     // The log lines of the test above share the request id: each statement once.
     const statements = [...new Map((await statementsOf('Q3')).map((s) => [s.text, s])).values()];
-    expect(statements).toHaveLength(2);
+    // One statement: the count is a subquery of the page's.
+    expect(statements).toHaveLength(1);
     for (const statement of statements) {
       const planNodes = await plan(statement);
-      // Without it, the count visits every row of the assignee (and the page sorts them all).
-      expect(planNodes.map((n) => n['Index Name']), statement.text).toContain('task_assignee_created_at_id_idx');
+      // Without it, the count visits every row of the assignee (and the page sorts them all): both the page's scan
+      // and the count's use it.
+      const uses = planNodes.filter((n) => n['Index Name'] === 'task_assignee_created_at_id_idx');
+      expect(uses.length, statement.text).toBe(2);
     }
   });
 });

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
 import { Task } from '../../src/tasks/task.entity.js';
-import { query, sql } from '../../src/db/sql.js';
+import { OperationReader, query, sql } from '../../src/db/sql.js';
 import { useServer, waitFor } from '../helpers/server.js';
 
 const { db, server } = useServer('transactions', { DB_LEAK_WARNING_MS: '300' });
@@ -29,7 +29,7 @@ describe('transactions', () => {
     const barrier = new Promise<void>((resolve) => (bothHoldOne = resolve));
     // Each locks one row, waits until the other holds its row, then asks for the other's: a deadlock.
     const crossed = (first: string, second: string, key: 'first' | 'second') =>
-      runner.run(orm.em.fork(), async (tx) => {
+      runner.run(new OperationReader(orm.em, {}), async (tx) => {
         attempts[key]++;
         await query(tx, sql`select id from task where id = ${first} for update`);
         if (attempts[key] === 1) {

@@ -15,7 +15,7 @@ import { pgbouncerMissing, startPgBouncer, type PgBouncer } from '../helpers/pgb
 import { runMigrate } from '../helpers/migrate.js';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
-import { query, sql } from '../../src/db/sql.js';
+import { OperationReader, query, sql } from '../../src/db/sql.js';
 import { PROJECT_ROOT as ROOT } from '../../src/db/orm.js';
 
 const POOL_SIZE = 4;
@@ -174,7 +174,7 @@ describe.skipIf(pgbouncerMissing)(`behind PgBouncer (transaction pooling)${pgbou
     let holding = 0;
     const barrier = new Promise<void>((resolve) => (release = resolve));
     const crossed = (first: string, second: string, key: 'first' | 'second') =>
-      runner.run(orm.em.fork(), async (tx) => {
+      runner.run(new OperationReader(orm.em, {}), async (tx) => {
         attempts[key]++;
         await query(tx, sql`select id from task where id = ${first} for update`);
         if (attempts[key] === 1) {
