@@ -66,7 +66,7 @@ export async function readFeed(em: EntityManager, args: FeedArgs): Promise<Page<
   if (backward) events.reverse();
   return {
     rows: events,
-    cursors: events.map(feedCursor),
+    cursor: (i) => (i >= 0 && i < events.length ? feedCursor(events[i] as TaskEvent) : null),
     hasNextPage: backward ? args.before != null : more,
     hasPreviousPage: backward ? more : args.after != null,
     totalCount: async () => {
@@ -150,7 +150,7 @@ function perTaskLoader<T>(em: EntityManager, spec: PerTaskSpec<T>, args: TaskPag
       const page = all.slice(0, limit);
       return {
         rows: page,
-        cursors: page.map((r) => encodeCursor(spec.keys.map((k) => k.of(r)))),
+        cursor: (i) => (i >= 0 && i < page.length ? encodeCursor(spec.keys.map((k) => k.of(page[i] as T))) : null),
         hasNextPage: all.length > limit,
         hasPreviousPage: after !== undefined,
         totalCount: () => counts.load(id),

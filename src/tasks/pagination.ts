@@ -114,7 +114,8 @@ export function pageWindow(args: PageArgs): PageWindow {
 /** A page as the connection resolvers see it. */
 export interface Page<T> {
   rows: T[];
-  cursors: string[];
+  /** The cursor of row `i` (null past the end), made when asked: a page whose edges' cursors are not selected makes none. */
+  cursor: (i: number) => string | null;
   hasNextPage: boolean;
   hasPreviousPage: boolean;
   /** Counts every matching row; runs only if `totalCount` is selected. */
@@ -132,7 +133,7 @@ export function toPage<T>(fetched: T[], window: PageWindow, cursorOf: (row: T) =
   if (window.backward) rows.reverse();
   return {
     rows,
-    cursors: rows.map(cursorOf),
+    cursor: (i) => (i >= 0 && i < rows.length ? cursorOf(rows[i] as T) : null),
     // With both cursors, rows exist beyond the far one too (at least its own row).
     hasNextPage: window.backward ? window.before != null : more || window.before != null,
     hasPreviousPage: window.backward ? more || window.after != null : window.after != null,

@@ -99,31 +99,140 @@ export function taskRecordMapper(platform: Platform): (row: TaskRow) => TaskReco
     // cast is the one place the type does not hold, for rows the API itself never writes.
     return parsed instanceof Date && !Number.isNaN(parsed.getTime()) ? parsed : (value as unknown as Date);
   };
-  return (r) => ({
-    id: r.id,
-    title: r.title,
-    description: r.description,
-    type: r.type,
-    priority: r.priority,
-    status: r.status,
-    assignee: r.assignee,
-    createdBy: r.created_by,
-    tags: r.tags,
-    metadata: r.metadata,
-    context: r.context,
-    progress: r.progress,
-    result: r.result,
-    errorMessage: r.error_message,
-    retryCount: r.retry_count,
-    estimatedMinutes: r.estimated_minutes,
-    actualMinutes: r.actual_minutes,
-    dueAt: date(r.due_at),
-    startedAt: date(r.started_at),
-    completedAt: date(r.completed_at),
-    archivedAt: date(r.archived_at),
-    createdAt: date(r.created_at) as Date,
-    updatedAt: date(r.updated_at) as Date,
-    version: r.version,
-    parent: r.parent_id === null ? null : { id: r.parent_id },
-  });
+  return (r) => new StoredTask(r, date);
+}
+
+/** Parses one timestamp column (null stays null). */
+type DateParser = (value: string | null) => Date | null;
+
+/**
+ * A record read from a row. Its timestamps are parsed when first read, not when the row arrives: a page of 50 tasks
+ * carries 300 of them and a query usually asks for one or two. Reading and assigning work as on a plain record;
+ * copy one with {@link copyRecord} (a spread would miss the timestamps, which live on the prototype's accessors).
+ */
+class StoredTask implements TaskRecord {
+  id: string;
+  title: string;
+  description: string | null;
+  type: TaskType;
+  priority: TaskPriority;
+  status: TaskStatus;
+  assignee: string | null;
+  createdBy: string;
+  tags: string[];
+  metadata: JsonObject;
+  context: JsonObject;
+  progress: number;
+  result: string | null;
+  errorMessage: string | null;
+  retryCount: number;
+  estimatedMinutes: number | null;
+  actualMinutes: number | null;
+  version: number;
+  parent: { readonly id: string } | null;
+  // Each holds the column's text until first read, then the parsed Date (or what was assigned).
+  #dueAt: string | Date | null;
+  #startedAt: string | Date | null;
+  #completedAt: string | Date | null;
+  #archivedAt: string | Date | null;
+  #createdAt: string | Date;
+  #updatedAt: string | Date;
+  readonly #date: DateParser;
+
+  constructor(r: TaskRow, date: DateParser) {
+    this.id = r.id;
+    this.title = r.title;
+    this.description = r.description;
+    this.type = r.type;
+    this.priority = r.priority;
+    this.status = r.status;
+    this.assignee = r.assignee;
+    this.createdBy = r.created_by;
+    this.tags = r.tags;
+    this.metadata = r.metadata;
+    this.context = r.context;
+    this.progress = r.progress;
+    this.result = r.result;
+    this.errorMessage = r.error_message;
+    this.retryCount = r.retry_count;
+    this.estimatedMinutes = r.estimated_minutes;
+    this.actualMinutes = r.actual_minutes;
+    this.version = r.version;
+    this.parent = r.parent_id === null ? null : { id: r.parent_id };
+    this.#dueAt = r.due_at;
+    this.#startedAt = r.started_at;
+    this.#completedAt = r.completed_at;
+    this.#archivedAt = r.archived_at;
+    this.#createdAt = r.created_at;
+    this.#updatedAt = r.updated_at;
+    this.#date = date;
+  }
+
+  get dueAt(): Date | null {
+    return typeof this.#dueAt === 'string' ? (this.#dueAt = this.#date(this.#dueAt)) : this.#dueAt;
+  }
+  set dueAt(value: Date | null) {
+    this.#dueAt = value;
+  }
+  get startedAt(): Date | null {
+    return typeof this.#startedAt === 'string' ? (this.#startedAt = this.#date(this.#startedAt)) : this.#startedAt;
+  }
+  set startedAt(value: Date | null) {
+    this.#startedAt = value;
+  }
+  get completedAt(): Date | null {
+    return typeof this.#completedAt === 'string' ? (this.#completedAt = this.#date(this.#completedAt)) : this.#completedAt;
+  }
+  set completedAt(value: Date | null) {
+    this.#completedAt = value;
+  }
+  get archivedAt(): Date | null {
+    return typeof this.#archivedAt === 'string' ? (this.#archivedAt = this.#date(this.#archivedAt)) : this.#archivedAt;
+  }
+  set archivedAt(value: Date | null) {
+    this.#archivedAt = value;
+  }
+  get createdAt(): Date {
+    return typeof this.#createdAt === 'string' ? (this.#createdAt = this.#date(this.#createdAt) as Date) : this.#createdAt;
+  }
+  set createdAt(value: Date) {
+    this.#createdAt = value;
+  }
+  get updatedAt(): Date {
+    return typeof this.#updatedAt === 'string' ? (this.#updatedAt = this.#date(this.#updatedAt) as Date) : this.#updatedAt;
+  }
+  set updatedAt(value: Date) {
+    this.#updatedAt = value;
+  }
+}
+
+/** A plain copy of a record, every field included (to change without touching the original). */
+export function copyRecord(task: TaskRecord): TaskRecord {
+  return {
+    id: task.id,
+    title: task.title,
+    description: task.description,
+    type: task.type,
+    priority: task.priority,
+    status: task.status,
+    assignee: task.assignee,
+    createdBy: task.createdBy,
+    tags: task.tags,
+    metadata: task.metadata,
+    context: task.context,
+    progress: task.progress,
+    result: task.result,
+    errorMessage: task.errorMessage,
+    retryCount: task.retryCount,
+    estimatedMinutes: task.estimatedMinutes,
+    actualMinutes: task.actualMinutes,
+    dueAt: task.dueAt,
+    startedAt: task.startedAt,
+    completedAt: task.completedAt,
+    archivedAt: task.archivedAt,
+    createdAt: task.createdAt,
+    updatedAt: task.updatedAt,
+    version: task.version,
+    parent: task.parent,
+  };
 }

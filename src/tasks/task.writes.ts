@@ -11,7 +11,7 @@ import { AppError } from '../graphql/errors.js';
 import { query, sql, type SqlContext } from '../db/sql.js';
 import type { EventKind } from './event.entity.js';
 import type { JsonObject } from './task.entity.js';
-import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
+import { copyRecord, taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 import { diff, nextUpdatedAt, snapshot } from './events.js';
 
 const iso = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
@@ -59,7 +59,7 @@ export async function changeTask(
   mutate: (draft: TaskRecord) => void,
   extra: JsonObject = {},
 ): Promise<TaskChange> {
-  const draft: TaskRecord = { ...task };
+  const draft = copyRecord(task);
   mutate(draft);
   const changes = { ...diff(snapshot(task), snapshot(draft)), ...extra };
   if (Object.keys(changes).length === 0) return { task, changed: false };
