@@ -28,6 +28,7 @@ const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloS
         contextValue.operation.name = operationName ?? operation?.name?.value ?? 'anonymous';
         contextValue.operation.type = operation?.operation ?? 'unknown';
         if (!operation) return;
+        contextValue.useDocument(schema, document);
         const fragments = Object.fromEntries(
           document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
         );

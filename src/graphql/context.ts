@@ -14,7 +14,9 @@ import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
 import type { Principal } from '../auth/authenticator.js';
-import { OperationReader, type SqlContext } from '../db/sql.js';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
+import { OperationReader } from '../db/sql.js';
+import { taskColumnsOf, type TaskColumns } from '../tasks/task.columns.js';
 
 /** What every operation's context shares with the app. */
 export interface AppServices {
@@ -36,7 +38,11 @@ export interface GraphQLContext {
   /** The operation's fork (made on first use): its unit of work, transactions and entity reads. */
   readonly em: EntityManager;
   /** Hand-written reads of the operation (task loaders, listings, statistics) without a fork. */
-  readonly db: SqlContext;
+  readonly db: OperationReader;
+  /** The task columns the operation's reads need, once its document is known (undefined: every column). */
+  readonly taskColumns: TaskColumns | undefined;
+  /** Tells the context the operation's document (before it executes), so task reads take only the columns it needs. */
+  useDocument(schema: GraphQLSchema, document: DocumentNode): void;
   readonly loaders: TaskLoaders;
   readonly tasks: TaskService;
   readonly status: StatusService;
@@ -71,6 +77,7 @@ class OperationContext implements GraphQLContext {
   private readonly loggerContext: { opKey: number; requestId: string };
   private readonly memo = new Map<string, DataLoader<unknown, unknown>>();
   private fork: EntityManager | undefined;
+  taskColumns: TaskColumns | undefined;
   private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService } = {};
 
   constructor(
@@ -88,7 +95,15 @@ class OperationContext implements GraphQLContext {
     this.transactions = services.transactions;
     this.loggerContext = { opKey: operation.key, requestId: operation.requestId };
     this.db = new OperationReader(root, this.loggerContext);
-    this.loaders = createTaskLoaders(this.db, () => this.em);
+    this.loaders = createTaskLoaders(
+      this.db,
+      () => this.em,
+      () => this.taskColumns,
+    );
+  }
+
+  useDocument(schema: GraphQLSchema, document: DocumentNode): void {
+    this.taskColumns = taskColumnsOf(schema, document);
   }
 
   get em(): EntityManager {

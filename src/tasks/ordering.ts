@@ -72,6 +72,11 @@ export interface TaskOrder {
   signature: string;
 }
 
+/** The `task` columns of an order's keys (a projected read must carry them, to make cursors). */
+export function orderColumns(order: TaskOrder): string[] {
+  return order.keys.map((k) => k.def.sql.replace(/^t\./, ''));
+}
+
 /** The contract's default: newest first. */
 export const DEFAULT_ORDER: readonly TaskOrderInput[] = [{ field: 'CREATED_AT', direction: 'DESC' }];
 

@@ -10,7 +10,7 @@ import { AppError } from '../graphql/errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { TaskRecord, TaskRow } from './task.record.js';
 import { taskCondition, type TaskFilterInput } from './filters.js';
-import { acceptsValues, afterSql, keyValues, orderSql, resolveOrder, type KeyValue, type TaskOrder, type TaskOrderInput } from './ordering.js';
+import { acceptsValues, afterSql, keyValues, orderColumns, orderSql, resolveOrder, type KeyValue, type TaskOrder, type TaskOrderInput } from './ordering.js';
 import { decodeSignedCursor, encodeSignedCursor, pageWindow, toPage, type Page, type PageArgs, type PageWindow } from './pagination.js';
 
 /** Arguments of `Query.tasks` (and, without `last`/`before`, of `Task.subtasks`). */
@@ -50,7 +50,7 @@ export interface PageIncludes {
 type ListedRow = TaskRow & { listing_total?: number; listing_parent?: TaskRow | null; listing_dependencies?: TaskRow[] };
 
 /** What of the operation's context a listing uses. */
-export type ListingContext = Pick<GraphQLContext, 'db' | 'loaders' | 'loader'>;
+export type ListingContext = Pick<GraphQLContext, 'db' | 'loaders' | 'loader' | 'taskColumns'>;
 
 interface SubtaskSummary {
   total: number;
@@ -105,7 +105,8 @@ export class TaskListing {
    */
   async list(args: ListArgs, include: PageIncludes = {}): Promise<Page<TaskRecord>> {
     const p = prepareListing(args);
-    const columns = ['t.*'];
+    const taskColumns = this.ctx.taskColumns;
+    const columns = [taskColumns?.select('t', orderColumns(p.order)) ?? 't.*'];
     const params: unknown[] = [];
     let from = 'task t';
     if (include.totalCount) {
@@ -114,11 +115,11 @@ export class TaskListing {
       params.push(...p.where.params);
     }
     if (include.parent) {
-      columns.push('case when lp.id is null then null else to_json(lp) end as listing_parent');
+      columns.push(`case when lp.id is null then null else ${taskColumns?.json('lp') ?? 'to_json(lp)'} end as listing_parent`);
       from += ' left join task lp on lp.id = t.parent_id';
     }
     if (include.dependencies) {
-      columns.push(`(select coalesce(json_agg(to_json(ld) order by le.created_at, ld.id), '[]') from task_dependency le
+      columns.push(`(select coalesce(json_agg(${taskColumns?.json('ld') ?? 'to_json(ld)'} order by le.created_at, ld.id), '[]') from task_dependency le
          join task ld on ld.id = le.depends_on_id where le.task_id = t.id) as listing_dependencies`);
     }
     params.push(...p.pageWhere.params, p.window.limit + 1);
@@ -160,7 +161,7 @@ export class TaskListing {
   private async subtaskPages(parentIds: readonly string[], p: PreparedListing, countOf: (id: string) => Promise<number>): Promise<Array<Page<TaskRecord>>> {
     const rows = await this.run<TaskRow & { listing_rank: string }>(
       `select s.* from (
-         select t.*, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
+         select ${this.ctx.taskColumns?.select('t', orderColumns(p.order)) ?? 't.*'}, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
          from task t where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and ${p.pageWhere.text}
        ) s where s.listing_rank <= ? order by s.parent_id, s.listing_rank`,
       [...parentIds, ...p.pageWhere.params, p.window.limit + 1],

@@ -11,6 +11,7 @@ import { query, type SqlContext } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';
 import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
+import type { TaskColumns } from './task.columns.js';
 
 export interface TaskLoaders {
   /** A task by id, `null` when absent. */
@@ -71,15 +72,17 @@ function blockersAmong(dependencies: readonly TaskRecord[]): string[] {
  *
  * @param db runs the task reads (the operation's reader: no fork needed).
  * @param em the operation's fork, asked for only by the loaders that map rows to entities (executions, events).
+ * @param columns the task columns the operation needs (task.columns.ts); undefined: every column.
  */
-export function createTaskLoaders(db: SqlContext, em: () => EntityManager): TaskLoaders {
+export function createTaskLoaders(db: SqlContext, em: () => EntityManager, columns: () => TaskColumns | undefined = () => undefined): TaskLoaders {
+  const select = (alias: string) => columns()?.select(alias) ?? `${alias}.*`;
   const toRecord = taskRecordMapper(db.getPlatform());
   const knownTasks = new Map<string, TaskRecord | null>();
   const knownDependencies = new Map<string, TaskRecord[]>();
 
   // One `= any(?)` statement with the ids as a single array parameter: the same text for any batch size.
   const taskById = new DataLoader<string, TaskRecord | null>(async (ids) => {
-    const rows = await query<TaskRow>(db, { text: 'select t.* from task t where t.id = any(?)', params: [[...ids]] });
+    const rows = await query<TaskRow>(db, { text: `select ${select('t')} from task t where t.id = any(?)`, params: [[...ids]] });
     const byId = new Map(rows.map((r) => [r.id, toRecord(r)]));
     // DataLoader needs results in key order, null for missing keys.
     return ids.map((id) => {
@@ -102,7 +105,7 @@ export function createTaskLoaders(db: SqlContext, em: () => EntityManager): Task
   const edges = (from: 'task_id' | 'depends_on_id', to: 'task_id' | 'depends_on_id') =>
     new DataLoader<string, TaskRecord[]>(async (ids) => {
       const rows = await query<TaskRow & { edge_key: string }>(db, {
-        text: `select d.${from} as edge_key, t.* from task_dependency d join task t on t.id = d.${to}
+        text: `select d.${from} as edge_key, ${select('t')} from task_dependency d join task t on t.id = d.${to}
                 where d.${from} = any(?) order by d.${from}, d.created_at, t.id`,
         params: [[...ids]],
       });

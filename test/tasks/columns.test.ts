@@ -1,0 +1,66 @@
+/**
+ * Task reads take only the columns the operation's document can ask for (src/tasks/task.columns.ts): the set is
+ * right for fragments, inline fragments and interfaces, and answers stay whole when one task is reached through
+ * several paths of one operation.
+ */
+import { buildSchema, parse } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { loadTypeDefs } from '../../src/graphql/schema.js';
+import { taskColumnsOf } from '../../src/tasks/task.columns.js';
+import { useServer } from '../helpers/server.js';
+
+const schema = buildSchema(loadTypeDefs());
+const columnsOf = (doc: string) => taskColumnsOf(schema, parse(doc))?.names;
+
+describe('task columns of a document', () => {
+  it('takes the columns of the fields asked on tasks anywhere, plus id, parent_id and status', () => {
+    expect(columnsOf('{ tasks { nodes { title dueAt } } }')).toEqual(['due_at', 'id', 'parent_id', 'status', 'title']);
+    // Nested tasks, a named fragment, an inline fragment and a field asked through the Node interface.
+    const doc = `query { tasks { edges { node { ...F parent { createdBy } } } }
+      node(id: "x") { id ... on Task { metadata } }
+      taskEvents { nodes { task { dependencies { archivedAt } } } } }
+      fragment F on Task { subtasks { nodes { retryCount } } isBlocked }`;
+    expect(columnsOf(doc)).toEqual(['archived_at', 'created_by', 'id', 'metadata', 'parent_id', 'retry_count', 'status']);
+  });
+
+  it('gives the same answer for the same document object (cached), and no set for a document it cannot read', () => {
+    const doc = parse('{ task(id: "x") { title } }');
+    expect(taskColumnsOf(schema, doc)).toBe(taskColumnsOf(schema, doc));
+    // A field of Task it does not know (a schema that grew): every column, never a missing value.
+    const grown = buildSchema(`${loadTypeDefs()}\nextend type Task { shiny: String }`);
+    expect(taskColumnsOf(grown, parse('{ task(id: "x") { shiny } }'))).toBeUndefined();
+  });
+});
+
+const { server } = useServer('task_columns');
+
+describe('projected reads', () => {
+  it('answers every field asked of a task reached by a page and by id in one operation', async () => {
+    const created = await server.gql<{ createTask: { id: string } }>(
+      'mutation { createTask(input: { title: "whole", description: "described", metadata: { k: 1 }, tags: ["t"], estimatedMinutes: 5 }) { id } }',
+    );
+    const id = created.body.data!.createTask.id;
+    // The page asks for the id alone; the same task by id asks for more. Both read through the operation's loaders.
+    const res = await server.gql<{ tasks: { nodes: Array<{ id: string }> }; task: Record<string, unknown> }>(
+      `query($id: ID!) { tasks(first: 1) { nodes { id } } task(id: $id) { title description metadata tags estimatedMinutes createdAt version } }`,
+      { id },
+    );
+    expect(res.body.errors).toBeUndefined();
+    expect(res.body.data!.tasks.nodes[0]!.id).toBe(id);
+    expect(res.body.data!.task).toMatchObject({ title: 'whole', description: 'described', metadata: { k: 1 }, tags: ['t'], estimatedMinutes: 5, version: 1 });
+    expect(typeof res.body.data!.task.createdAt).toBe('string');
+  });
+
+  it('makes cursors from a page that asked for none of its order keys', async () => {
+    const res = await server.gql<{ tasks: { edges: Array<{ cursor: string }> } }>(
+      '{ tasks(first: 2, orderBy: [{ field: DUE_AT }, { field: UPDATED_AT }]) { edges { cursor node { id } } } }',
+    );
+    expect(res.body.errors).toBeUndefined();
+    const [first] = res.body.data!.tasks.edges;
+    expect(first).toBeDefined();
+    const next = await server.gql('query($after: String) { tasks(first: 2, after: $after, orderBy: [{ field: DUE_AT }, { field: UPDATED_AT }]) { nodes { id } } }', {
+      after: first!.cursor,
+    });
+    expect(next.body.errors).toBeUndefined();
+  });
+});
