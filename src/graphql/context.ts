@@ -111,7 +111,7 @@ class OperationContext implements GraphQLContext {
   }
 
   get tasks(): TaskService {
-    return (this.lazy.tasks ??= new TaskService(this.db, this.actor, this.transactions, this.principal !== undefined));
+    return (this.lazy.tasks ??= new TaskService(this.db, this.actor, this.transactions, this.principal !== undefined, () => this.taskColumns));
   }
 
   get status(): StatusService {

@@ -10,6 +10,7 @@ import { query, sql, toSql, type OperationReader, type SqlContext } from '../db/
 import { AppError } from '../graphql/errors.js';
 import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 import { insertTask } from './task.insert.js';
+import type { TaskColumns } from './task.columns.js';
 import { snapshot } from './events.js';
 import { changeTask, lockTask, lockTasksWhere } from './task.writes.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
@@ -28,6 +29,8 @@ export class TaskService {
     private readonly transactions: TransactionRunner,
     /** With authentication on, `createdBy` is the caller, whatever the input says. */
     private readonly actorIsAuthenticated = false,
+    /** The task columns the operation reads (task.columns.ts): what a created task is returned with. */
+    private readonly columns: () => TaskColumns | undefined = () => undefined,
   ) {}
 
   /**
@@ -43,7 +46,10 @@ export class TaskService {
     // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (README).
     const run = async (): Promise<TaskRecord> => {
       try {
-        const outcome = await insertTask(this.db, item.id ?? randomUUID(), item, this.actor, new Date());
+        const outcome = await insertTask(this.db, item.id ?? randomUUID(), item, this.actor, new Date(), {
+          clientId: item.id !== undefined,
+          columns: this.columns(),
+        });
         if (outcome.kind === 'no-parent') throw parentNotFound(item.parentId);
         return toRecord(outcome.row);
       } catch (err) {
@@ -106,7 +112,7 @@ export class TaskService {
         for (let depth = 0; depth <= Math.max(0, ...depths); depth++) {
           for (const [index, item] of items.entries()) {
             if (depths[index] !== depth) continue;
-            const outcome = await insertTask(tx, newIds[index] as string, item, this.actor, now);
+            const outcome = await insertTask(tx, newIds[index] as string, item, this.actor, now, { clientId: item.id !== undefined, columns: this.columns() });
             if (outcome.kind === 'no-parent') withIndex(batch, index, () => { throw parentNotFound(item.parentId); });
             else tasks[index] = toRecord(outcome.row);
           }
