@@ -8,6 +8,7 @@
  * the current request reads (src/db/replicas.ts). Replica connections do not go through the primary's breaker: a
  * read that fails there at the connection level takes the replica out of rotation and runs again on the primary.
  */
+import { createHash } from 'node:crypto';
 import { AbstractSqlDriver, PostgreSqlConnection, PostgreSqlPlatform, type Knex } from '@mikro-orm/postgresql';
 import type { Configuration, ConnectionType } from '@mikro-orm/core';
 import type { Logger } from '../logger.js';
@@ -27,7 +28,22 @@ export interface GuardedConnection {
    * the connection to run on: this one, or the primary when a replica failed.
    */
   guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T>;
+  /**
+   * The name to prepare hand-written statement `text` under on each connection (PostgreSQL then parses and plans it
+   * once per connection, not on every run), or undefined to send it unnamed: prepared statements are off (behind
+   * PgBouncer's transaction pooling a connection is not ours to keep them on) or this app already names
+   * {@link MAX_PREPARED_STATEMENTS} texts.
+   */
+  statementName(text: string): string | undefined;
 }
+
+/**
+ * The most distinct statement texts an app prepares. Every connection may end up holding each of them (pg keeps
+ * them for the connection's life, PostgreSQL keeps their plans), so the number is bounded; texts past it run
+ * unnamed. Our statements' texts depend on the shape of a request (which filters, how many values in a list),
+ * not on its values: a few dozen in the benchmark.
+ */
+export const MAX_PREPARED_STATEMENTS = 500;
 
 export function isGuarded(connection: object): connection is GuardedConnection {
   return typeof (connection as Partial<GuardedConnection>).guarded === 'function';
@@ -64,7 +80,20 @@ export function resilientDriver(
   guard: DatabaseGuard,
   log: Logger,
   router?: ReplicaRouter,
+  { preparedStatements = true }: { preparedStatements?: boolean } = {},
 ): new (config: Configuration) => AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
+  // Names are a hash of the text, so every connection (primary or replica) uses the same name for the same text.
+  const names = new Map<string, string>();
+  const statementName = (text: string): string | undefined => {
+    if (!preparedStatements) return undefined;
+    let name = names.get(text);
+    if (name === undefined && names.size < MAX_PREPARED_STATEMENTS) {
+      name = `tt_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+
   class ResilientConnection extends PostgreSqlConnection implements GuardedConnection {
     /** Set by the driver on replica connections: which replica, and the primary to fall back to. */
     replica: { index: number; primary: ResilientConnection } | undefined;
@@ -80,6 +109,10 @@ export function resilientDriver(
         return this.onReplica(() => super.execute(...args) as Promise<T>, () => primary.execute<T>(...args));
       }
       return this.guarded(() => super.execute(...args) as Promise<T>, !inTransaction && readOnly);
+    }
+
+    statementName(text: string): string | undefined {
+      return statementName(text);
     }
 
     guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T> {

@@ -45,7 +45,8 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
   // per transaction by the TransactionRunner (SET LOCAL) and, for reads outside transactions, on the role.
   const viaPgBouncer = database.pgbouncer && !direct;
   return {
-    driver: guard ? resilientDriver(guard, log, replicas) : PostgreSqlDriver,
+    // Prepared statements live on a server connection: behind PgBouncer's transaction pooling that is not ours.
+    driver: guard ? resilientDriver(guard, log, replicas, { preparedStatements: !viaPgBouncer }) : PostgreSqlDriver,
     // Each replica gets a pool like the primary's (same pool and driver options); the router picks per request.
     ...(guard && replicas ? { replicas: database.replicaUrls.map((url, i) => ({ name: `replica-${i}`, clientUrl: url })), preferReadReplicas: true } : {}),
     entities: ENTITIES,

@@ -103,7 +103,7 @@ interface PoolClient {
 
 /** A pg client (node-postgres), the connection knex's pool holds. */
 interface PgConnection {
-  query(config: { text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
 /**
@@ -135,13 +135,15 @@ export async function query<T = Record<string, unknown>>(em: SqlContext, stateme
     if (values[i] === undefined) throw new Error(`Undefined binding at position ${i + 1} in: ${statement.text}`);
   }
   const text = positional(statement.text);
+  // Named: prepared once per connection, then only bound and run (no parse and plan per run).
+  const name = isGuarded(connection) ? connection.statementName(text) : undefined;
   const run = async (on: typeof connection): Promise<T[]> => {
     const client = (trx ?? on.getKnex()).client as unknown as PoolClient;
     const started = performance.now();
     try {
       const pg = await client.acquireConnection();
       try {
-        return (await pg.query({ text, values })).rows as T[];
+        return (await pg.query(name === undefined ? { text, values } : { name, text, values })).rows as T[];
       } finally {
         await client.releaseConnection(pg);
       }
