@@ -35,7 +35,17 @@ export interface GuardedConnection {
    * {@link MAX_PREPARED_STATEMENTS} texts.
    */
   statementName(text: string): string | undefined;
+  /**
+   * Judges a failure of named statement `text`: true when it is the preparation that failed, not the statement,
+   * so the statement can run again unnamed. A plan whose result changed (a migration added a column under a
+   * `select *`) stops the naming of that text; a prepared statement the server does not have, or already has
+   * (a pooler swapped the server connection) stops all naming.
+   */
+  preparationFailed(err: unknown, text: string): boolean;
 }
+
+/** SQLSTATEs of a named statement that failed as a prepared statement, not as a statement (see preparationFailed). */
+export const PREPARATION_FAILURES: ReadonlySet<string> = new Set(['0A000', '26000', '42P05']);
 
 /**
  * The most distinct statement texts an app prepares. Every connection may end up holding each of them (pg keeps
@@ -84,8 +94,11 @@ export function resilientDriver(
 ): new (config: Configuration) => AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
   // Names are a hash of the text, so every connection (primary or replica) uses the same name for the same text.
   const names = new Map<string, string>();
+  /** Texts whose prepared plan broke (their result changed under them): they run unnamed from then on. */
+  const unnamed = new Set<string>();
+  let naming = preparedStatements;
   const statementName = (text: string): string | undefined => {
-    if (!preparedStatements) return undefined;
+    if (!naming || unnamed.has(text)) return undefined;
     let name = names.get(text);
     if (name === undefined && names.size < MAX_PREPARED_STATEMENTS) {
       name = `tt_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
@@ -113,6 +126,21 @@ export function resilientDriver(
 
     statementName(text: string): string | undefined {
       return statementName(text);
+    }
+
+    preparationFailed(err: unknown, text: string): boolean {
+      const { code, message } = err as { code?: unknown; message?: unknown };
+      if (code === '0A000' && typeof message === 'string' && message.includes('cached plan must not change result type')) {
+        unnamed.add(text);
+        log.warn({ statement: text.slice(0, 200) }, 'a prepared statement no longer matches the schema (migrated meanwhile): it runs unnamed from now on');
+        return true;
+      }
+      if (code === '26000' || code === '42P05') {
+        if (naming) log.warn({ err }, 'prepared statements fail on this database connection (a pooler between us and PostgreSQL?): sending every statement unnamed from now on');
+        naming = false;
+        return true;
+      }
+      return false;
     }
 
     guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T> {

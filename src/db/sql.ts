@@ -143,7 +143,15 @@ export async function query<T = Record<string, unknown>>(em: SqlContext, stateme
     try {
       const pg = await client.acquireConnection();
       try {
-        return (await pg.query(name === undefined ? { text, values } : { name, text, values })).rows as T[];
+        try {
+          return (await pg.query(name === undefined ? { text, values } : { name, text, values })).rows as T[];
+        } catch (err) {
+          // The preparation failed (the schema changed under the plan, or a pooler lost the statement): the statement
+          // did not run. Outside a transaction it runs again at once, unnamed; inside one the transaction is aborted,
+          // and the TransactionRunner runs it again whole (src/db/transaction.ts).
+          if (name === undefined || !isGuarded(connection) || !connection.preparationFailed(err, text) || trx) throw err;
+          return (await pg.query({ text, values })).rows as T[];
+        }
       } finally {
         await client.releaseConnection(pg);
       }

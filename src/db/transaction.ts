@@ -16,9 +16,13 @@ import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 import { sqlStateOf } from '../graphql/errors.js';
 import { backoffDelay } from './orm.js';
+import { PREPARATION_FAILURES } from './driver.js';
 
-/** SQLSTATEs after which the whole transaction may simply run again. */
-const RETRYABLE = new Set(['40001', '40P01']);
+/**
+ * SQLSTATEs after which the whole transaction may simply run again: a serialization failure, a deadlock, and a
+ * prepared statement that failed to prepare (src/db/driver.ts PREPARATION_FAILURES: its text then runs unnamed).
+ */
+const RETRYABLE = new Set(['40001', '40P01', ...PREPARATION_FAILURES]);
 
 export interface TransactionRunnerOptions {
   log: Logger;

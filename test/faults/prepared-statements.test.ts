@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../helpers/server.js';
 
-const { server } = useServer('prepared_statements', { DB_POOL_MIN: '2', DB_POOL_MAX: '2' });
+const { db, server } = useServer('prepared_statements', { DB_POOL_MIN: '2', DB_POOL_MAX: '2' });
 
 /** The statements prepared on each of the server's two pooled connections (both held at once, so both are seen). */
 async function prepared(): Promise<Array<{ name: string; statement: string }>> {
@@ -41,5 +41,48 @@ describe('prepared statements', () => {
     // One name for the text, prepared at most once per connection.
     expect(new Set(later.map((p) => p.name)).size).toBe(1);
     expect(later.length).toBeLessThanOrEqual(2);
+  });
+
+  it('keeps working when a migration changes what a prepared `select *` returns, and when the server forgets its statements', async () => {
+    const created = await server.gql<{ createTask: { id: string } }>('mutation { createTask(input: { title: "migrated under" }) { id } }');
+    const id = created.body.data!.createTask.id;
+    const rename = (title: string) =>
+      server.gql<{ updateTask: { title: string; version: number } }>('mutation($id: ID!, $t: String!) { updateTask(id: $id, input: { title: $t }) { title version } }', {
+        id,
+        t: title,
+      });
+    const feed = () => server.gql<{ taskEvents: { nodes: Array<{ kind: string }> } }>('{ taskEvents(last: 3) { nodes { kind } } }');
+    // Prepared on the connections: the lock (select t.* ... for update), the write (returning *), the feed (select e.*).
+    for (let i = 0; i < 4; i++) {
+      expect((await rename(`before ${i}`)).body.errors).toBeUndefined();
+      expect((await feed()).body.errors).toBeUndefined();
+    }
+    const c = await db.client();
+    try {
+      // Another instance's migration: the prepared plans' results no longer match (0A000 on their next run).
+      await c.query('alter table task add column probe_added int; alter table task_event add column probe_added int');
+      for (let i = 0; i < 4; i++) {
+        const res = await rename(`after ${i}`);
+        expect(res.body.errors).toBeUndefined();
+        expect(res.body.data!.updateTask.title).toBe(`after ${i}`);
+        expect((await feed()).body.errors).toBeUndefined();
+      }
+      expect(server.logs.some((l) => String(l.msg).startsWith('a prepared statement no longer matches the schema'))).toBe(true);
+    } finally {
+      await c.query('alter table task drop column probe_added; alter table task_event drop column probe_added');
+      await c.end();
+    }
+    // A pooler's swap, as the server sees it: the connections' prepared statements are gone behind pg's back.
+    const knex = server.app.orm()!.em.getConnection().getKnex();
+    const client = knex.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<unknown> };
+    const connections = await Promise.all([client.acquireConnection(), client.acquireConnection()]);
+    await Promise.all(connections.map((connection) => connection.query('deallocate all')));
+    await Promise.all(connections.map((connection) => client.releaseConnection(connection)));
+    for (let i = 0; i < 4; i++) {
+      expect((await rename(`swapped ${i}`)).body.errors).toBeUndefined();
+      const read = await server.gql<{ task: { title: string } }>('query($id: ID!) { task(id: $id) { title } }', { id });
+      expect(read.body.data!.task.title).toBe(`swapped ${i}`);
+    }
+    expect(server.logs.some((l) => String(l.msg).startsWith('prepared statements fail on this database connection'))).toBe(true);
   });
 });
