@@ -53,15 +53,21 @@ export const IS_BLOCKED_SQL =
   `exists (select 1 from task_dependency d join task dep on dep.id = d.depends_on_id ` +
   `where d.task_id = t.id and dep.status <> 'COMPLETED')`;
 
-/** `t.<column> in (?, ?, ...)`; an empty list matches nothing (API contract, not SQL's syntax error). */
-function anyOf(column: string, values: readonly unknown[], cast = ''): Sql {
+/**
+ * `t.<column> = ?` for one value, `t.<column> = any(?::<type>[])` with the values as one array parameter for more
+ * (PostgreSQL reads `in (...)` as the latter): the statement's text does not depend on how many values there are,
+ * so it is prepared once (src/db/driver.ts). One value stays an equality: an index on (column, order key) then
+ * serves the page in order, which a `= any` does not. An empty list matches nothing (API contract).
+ */
+function anyOf(column: string, values: readonly unknown[], cast = '::varchar'): Sql {
   if (values.length === 0) return FALSE;
-  return { text: `${column} in (${values.map(() => `?${cast}`).join(', ')})`, params: [...values] };
+  if (values.length === 1) return { text: `${column} = ?${cast}`, params: [values[0]] };
+  return { text: `${column} = any(?${cast}[])`, params: [[...values]] };
 }
 
-/** A `text[]` of the values, one typed parameter each (never a JS array: the driver would expand it). */
+/** A `text[]` of the values, as one array parameter (pg sends a JS array as a PostgreSQL array). */
 function textArray(values: readonly string[]): Sql {
-  return { text: `array[${values.map(() => '?::text').join(', ')}]`, params: [...values] };
+  return { text: '?::text[]', params: [[...values]] };
 }
 
 /** Escapes LIKE's wildcards so a search string is matched literally (with `escape '\'`). */

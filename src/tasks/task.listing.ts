@@ -162,9 +162,9 @@ export class TaskListing {
     const rows = await this.run<TaskRow & { listing_rank: string }>(
       `select s.* from (
          select ${this.ctx.taskColumns?.select('t', orderColumns(p.order)) ?? 't.*'}, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
-         from task t where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and ${p.pageWhere.text}
+         from task t where t.parent_id = any(?::uuid[]) and ${p.pageWhere.text}
        ) s where s.listing_rank <= ? order by s.parent_id, s.listing_rank`,
-      [...parentIds, ...p.pageWhere.params, p.window.limit + 1],
+      [[...parentIds], ...p.pageWhere.params, p.window.limit + 1],
     );
     const byParent = new Map<string, TaskRecord[]>(parentIds.map((id) => [id, []]));
     for (const { listing_rank: _rank, ...row } of rows) {
@@ -177,8 +177,8 @@ export class TaskListing {
   private async subtaskCounts(parentIds: readonly string[], where: Sql): Promise<number[]> {
     const rows = await this.run<{ parent_id: string; n: number }>(
       `select t.parent_id, count(*)::int as n from task t
-       where t.parent_id in (${parentIds.map(() => '?::uuid').join(', ')}) and (${where.text}) group by t.parent_id`,
-      [...parentIds, ...where.params],
+       where t.parent_id = any(?::uuid[]) and (${where.text}) group by t.parent_id`,
+      [[...parentIds], ...where.params],
     );
     const byParent = new Map(rows.map((r) => [r.parent_id, r.n]));
     return parentIds.map((id) => byParent.get(id) ?? 0);
@@ -192,8 +192,8 @@ export class TaskListing {
   private async summaries(taskIds: readonly string[]): Promise<SubtaskSummary[]> {
     const rows = await this.run<{ parent_id: string; total: number; completed: number }>(
       `select t.parent_id, count(*)::int as total, (count(*) filter (where t.status = 'COMPLETED'))::int as completed
-       from task t where t.parent_id in (${taskIds.map(() => '?::uuid').join(', ')}) group by t.parent_id`,
-      [...taskIds],
+       from task t where t.parent_id = any(?::uuid[]) group by t.parent_id`,
+      [[...taskIds]],
     );
     const byParent = new Map(rows.map((r) => [r.parent_id, r]));
     return taskIds.map((id) => {
