@@ -89,6 +89,11 @@ export class TaskListing {
     return query<T>(this.ctx.db, { text, params });
   }
 
+  /** The select list of a listing's rows: the operation's columns and the order's keys (for cursors), or all. */
+  private rowColumns(p: PreparedListing): string {
+    return this.ctx.taskColumns?.select('t', orderColumns(p.order)) ?? 't.*';
+  }
+
   /** Raw `task` rows to records, primed into the operation's loader for later reads by id. */
   private manage(rows: readonly TaskRow[]): TaskRecord[] {
     return this.ctx.loaders.records(rows);
@@ -106,7 +111,7 @@ export class TaskListing {
   async list(args: ListArgs, include: PageIncludes = {}): Promise<Page<TaskRecord>> {
     const p = prepareListing(args);
     const taskColumns = this.ctx.taskColumns;
-    const columns = [taskColumns?.select('t', orderColumns(p.order)) ?? 't.*'];
+    const columns = [this.rowColumns(p)];
     const params: unknown[] = [];
     let from = 'task t';
     if (include.totalCount) {
@@ -161,7 +166,7 @@ export class TaskListing {
   private async subtaskPages(parentIds: readonly string[], p: PreparedListing, countOf: (id: string) => Promise<number>): Promise<Array<Page<TaskRecord>>> {
     const rows = await this.run<TaskRow & { listing_rank: string }>(
       `select s.* from (
-         select ${this.ctx.taskColumns?.select('t', orderColumns(p.order)) ?? 't.*'}, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
+         select ${this.rowColumns(p)}, row_number() over (partition by t.parent_id order by ${orderSql(p.order)}) as listing_rank
          from task t where t.parent_id = any(?::uuid[]) and ${p.pageWhere.text}
        ) s where s.listing_rank <= ? order by s.parent_id, s.listing_rank`,
       [[...parentIds], ...p.pageWhere.params, p.window.limit + 1],

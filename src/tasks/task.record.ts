@@ -105,6 +105,12 @@ export function taskRecordMapper(platform: Platform): (row: TaskRow) => TaskReco
 /** Parses one timestamp column (null stays null). */
 type DateParser = (value: string | null) => Date | null;
 
+/** The timestamps of a task. */
+type TimeField = 'dueAt' | 'startedAt' | 'completedAt' | 'archivedAt' | 'createdAt' | 'updatedAt';
+
+/** An instant as a statement parameter: ISO text (never a driver-formatted local time), or null. */
+export const isoOrNull = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
+
 /**
  * A record read from a row. Its timestamps are parsed when first read, not when the row arrives: a page of 50 tasks
  * carries 300 of them and a query usually asks for one or two. Reading and assigning work as on a plain record;
@@ -130,13 +136,8 @@ class StoredTask implements TaskRecord {
   actualMinutes: number | null;
   version: number;
   parent: { readonly id: string } | null;
-  // Each holds the column's text until first read, then the parsed Date (or what was assigned).
-  #dueAt: string | Date | null;
-  #startedAt: string | Date | null;
-  #completedAt: string | Date | null;
-  #archivedAt: string | Date | null;
-  #createdAt: string | Date;
-  #updatedAt: string | Date;
+  /** Each timestamp: the column's text until first read, then the parsed Date (or what was assigned). */
+  readonly #times: Record<TimeField, string | Date | null>;
   readonly #date: DateParser;
 
   constructor(r: TaskRow, date: DateParser) {
@@ -159,50 +160,59 @@ class StoredTask implements TaskRecord {
     this.actualMinutes = r.actual_minutes;
     this.version = r.version;
     this.parent = r.parent_id === null ? null : { id: r.parent_id };
-    this.#dueAt = r.due_at;
-    this.#startedAt = r.started_at;
-    this.#completedAt = r.completed_at;
-    this.#archivedAt = r.archived_at;
-    this.#createdAt = r.created_at;
-    this.#updatedAt = r.updated_at;
+    this.#times = {
+      dueAt: r.due_at,
+      startedAt: r.started_at,
+      completedAt: r.completed_at,
+      archivedAt: r.archived_at,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
     this.#date = date;
   }
 
+  /** A timestamp, parsed on first read. */
+  #at(field: TimeField): Date | null {
+    const value = this.#times[field];
+    return typeof value === 'string' ? (this.#times[field] = this.#date(value)) : value;
+  }
+
   get dueAt(): Date | null {
-    return typeof this.#dueAt === 'string' ? (this.#dueAt = this.#date(this.#dueAt)) : this.#dueAt;
+    return this.#at('dueAt');
   }
   set dueAt(value: Date | null) {
-    this.#dueAt = value;
+    this.#times.dueAt = value;
   }
   get startedAt(): Date | null {
-    return typeof this.#startedAt === 'string' ? (this.#startedAt = this.#date(this.#startedAt)) : this.#startedAt;
+    return this.#at('startedAt');
   }
   set startedAt(value: Date | null) {
-    this.#startedAt = value;
+    this.#times.startedAt = value;
   }
   get completedAt(): Date | null {
-    return typeof this.#completedAt === 'string' ? (this.#completedAt = this.#date(this.#completedAt)) : this.#completedAt;
+    return this.#at('completedAt');
   }
   set completedAt(value: Date | null) {
-    this.#completedAt = value;
+    this.#times.completedAt = value;
   }
   get archivedAt(): Date | null {
-    return typeof this.#archivedAt === 'string' ? (this.#archivedAt = this.#date(this.#archivedAt)) : this.#archivedAt;
+    return this.#at('archivedAt');
   }
   set archivedAt(value: Date | null) {
-    this.#archivedAt = value;
+    this.#times.archivedAt = value;
   }
+  // createdAt and updatedAt are never null in a row.
   get createdAt(): Date {
-    return typeof this.#createdAt === 'string' ? (this.#createdAt = this.#date(this.#createdAt) as Date) : this.#createdAt;
+    return this.#at('createdAt') as Date;
   }
   set createdAt(value: Date) {
-    this.#createdAt = value;
+    this.#times.createdAt = value;
   }
   get updatedAt(): Date {
-    return typeof this.#updatedAt === 'string' ? (this.#updatedAt = this.#date(this.#updatedAt) as Date) : this.#updatedAt;
+    return this.#at('updatedAt') as Date;
   }
   set updatedAt(value: Date) {
-    this.#updatedAt = value;
+    this.#times.updatedAt = value;
   }
 }
 

@@ -11,10 +11,8 @@ import { AppError } from '../graphql/errors.js';
 import { query, sql, type SqlContext } from '../db/sql.js';
 import type { EventKind } from './event.entity.js';
 import type { JsonObject } from './task.entity.js';
-import { copyRecord, taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
+import { copyRecord, isoOrNull, taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 import { diff, nextUpdatedAt, snapshot } from './events.js';
-
-const iso = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
 
 /**
  * Locks task `id` FOR UPDATE (concurrent changes to it queue up). NOT_FOUND if absent, VERSION_CONFLICT if
@@ -73,9 +71,9 @@ export async function changeTask(
              tags = ${draft.tags}::text[], metadata = ${JSON.stringify(draft.metadata)}::jsonb, context = ${JSON.stringify(draft.context)}::jsonb,
              progress = ${draft.progress}::float8, result = ${draft.result ?? null}::text, error_message = ${draft.errorMessage ?? null}::text,
              retry_count = ${draft.retryCount}::int, estimated_minutes = ${draft.estimatedMinutes ?? null}::int,
-             actual_minutes = ${draft.actualMinutes ?? null}::int, due_at = ${iso(draft.dueAt)}::timestamptz,
-             started_at = ${iso(draft.startedAt)}::timestamptz, completed_at = ${iso(draft.completedAt)}::timestamptz,
-             archived_at = ${iso(draft.archivedAt)}::timestamptz, parent_id = ${draft.parent?.id ?? null}::uuid,
+             actual_minutes = ${draft.actualMinutes ?? null}::int, due_at = ${isoOrNull(draft.dueAt)}::timestamptz,
+             started_at = ${isoOrNull(draft.startedAt)}::timestamptz, completed_at = ${isoOrNull(draft.completedAt)}::timestamptz,
+             archived_at = ${isoOrNull(draft.archivedAt)}::timestamptz, parent_id = ${draft.parent?.id ?? null}::uuid,
              updated_at = ${draft.updatedAt.toISOString()}::timestamptz, version = version + 1
        where id = ${task.id}::uuid
       returning *

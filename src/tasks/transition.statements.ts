@@ -6,7 +6,7 @@
  */
 import { query, raw, sql, type SqlContext } from '../db/sql.js';
 import type { JsonObject, TaskStatus } from './task.entity.js';
-import type { TaskRecord, TaskRow } from './task.record.js';
+import { isoOrNull, type TaskRecord, type TaskRow } from './task.record.js';
 
 /** The locked row, and the ids of its dependencies that are not COMPLETED when asked for (in id order). */
 export interface LockedTask {
@@ -44,8 +44,6 @@ export interface TransitionWrite {
   openExecutionId?: string;
 }
 
-const iso = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
-
 /**
  * Writes a transition: the task's status fields, its next `updatedAt` and version + 1, the STATUS_CHANGED event,
  * and the execution: opened entering IN_PROGRESS, closed with the new status leaving it (the two never happen in
@@ -71,8 +69,8 @@ export async function writeTransition(tx: SqlContext, w: TransitionWrite): Promi
   const rows = await query<TaskRow>(
     tx,
     sql`with updated as (
-      update task set status = ${task.status}::task_status, started_at = ${iso(task.startedAt)}::timestamptz,
-             completed_at = ${iso(task.completedAt)}::timestamptz, retry_count = ${task.retryCount}::int,
+      update task set status = ${task.status}::task_status, started_at = ${isoOrNull(task.startedAt)}::timestamptz,
+             completed_at = ${isoOrNull(task.completedAt)}::timestamptz, retry_count = ${task.retryCount}::int,
              progress = ${task.progress}::float8, actual_minutes = ${task.actualMinutes ?? null}::int,
              result = ${task.result ?? null}::text, error_message = ${task.errorMessage ?? null}::text,
              updated_at = ${task.updatedAt.toISOString()}::timestamptz, version = version + 1
