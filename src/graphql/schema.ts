@@ -3,7 +3,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GraphQLScalarType } from 'graphql';
+import type { GraphQLScalarType, GraphQLSchema } from 'graphql';
+import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLDateTimeISO, GraphQLJSONObject } from 'graphql-scalars';
 import { PROJECT_ROOT } from '../db/orm.js';
 import { taskResolvers } from '../tasks/task.resolvers.js';
@@ -37,4 +38,9 @@ export function createResolvers(): ResolverMap {
     listingResolvers,
     subscriptionResolvers,
   );
+}
+
+/** The executable schema: `schema.graphql` with every resolver and scalar attached. */
+export function createExecutableSchema(): GraphQLSchema {
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: createResolvers() });
 }

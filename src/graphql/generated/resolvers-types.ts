@@ -4,11 +4,10 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { TaskRecord as TaskRecordModel } from '../../tasks/task.record.js';
 import type { TaskExecution as TaskExecutionModel } from '../../tasks/execution.entity.js';
 import type { TaskEvent as TaskEventModel } from '../../tasks/event.entity.js';
-import type { Page as PageModel } from '../../tasks/pagination.js';
+import type { Page as PageModel, Edge as EdgeModel } from '../../tasks/pagination.js';
 import type { GraphQLContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
-export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -902,7 +901,7 @@ export type ResolversTypes = {
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Node: ResolverTypeWrapper<ResolversInterfaceTypes<ResolversTypes>['Node']>;
   OrderDirection: OrderDirection;
-  PageInfo: ResolverTypeWrapper<PageInfo>;
+  PageInfo: ResolverTypeWrapper<PageModel<unknown>>;
   PoolStats: ResolverTypeWrapper<PoolStats>;
   PriorityCount: ResolverTypeWrapper<PriorityCount>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -912,14 +911,14 @@ export type ResolversTypes = {
   SubtaskSummary: ResolverTypeWrapper<SubtaskSummary>;
   Task: ResolverTypeWrapper<TaskRecordModel>;
   TaskConnection: ResolverTypeWrapper<PageModel<TaskRecordModel>>;
-  TaskEdge: ResolverTypeWrapper<Omit<TaskEdge, 'node'> & { node: ResolversTypes['Task'] }>;
+  TaskEdge: ResolverTypeWrapper<EdgeModel<TaskRecordModel>>;
   TaskEvent: ResolverTypeWrapper<TaskEventModel>;
   TaskEventConnection: ResolverTypeWrapper<PageModel<TaskEventModel>>;
-  TaskEventEdge: ResolverTypeWrapper<Omit<TaskEventEdge, 'node'> & { node: ResolversTypes['TaskEvent'] }>;
+  TaskEventEdge: ResolverTypeWrapper<EdgeModel<TaskEventModel>>;
   TaskEventKind: TaskEventKind;
   TaskExecution: ResolverTypeWrapper<TaskExecutionModel>;
   TaskExecutionConnection: ResolverTypeWrapper<PageModel<TaskExecutionModel>>;
-  TaskExecutionEdge: ResolverTypeWrapper<Omit<TaskExecutionEdge, 'node'> & { node: ResolversTypes['TaskExecution'] }>;
+  TaskExecutionEdge: ResolverTypeWrapper<EdgeModel<TaskExecutionModel>>;
   TaskFilter: TaskFilter;
   TaskLogEntry: ResolverTypeWrapper<TaskLogEntry>;
   TaskOrder: TaskOrder;
@@ -945,7 +944,7 @@ export type ResolversParentTypes = {
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
   Node: ResolversInterfaceTypes<ResolversParentTypes>['Node'];
-  PageInfo: PageInfo;
+  PageInfo: PageModel<unknown>;
   PoolStats: PoolStats;
   PriorityCount: PriorityCount;
   Query: Record<PropertyKey, never>;
@@ -955,13 +954,13 @@ export type ResolversParentTypes = {
   SubtaskSummary: SubtaskSummary;
   Task: TaskRecordModel;
   TaskConnection: PageModel<TaskRecordModel>;
-  TaskEdge: Omit<TaskEdge, 'node'> & { node: ResolversParentTypes['Task'] };
+  TaskEdge: EdgeModel<TaskRecordModel>;
   TaskEvent: TaskEventModel;
   TaskEventConnection: PageModel<TaskEventModel>;
-  TaskEventEdge: Omit<TaskEventEdge, 'node'> & { node: ResolversParentTypes['TaskEvent'] };
+  TaskEventEdge: EdgeModel<TaskEventModel>;
   TaskExecution: TaskExecutionModel;
   TaskExecutionConnection: PageModel<TaskExecutionModel>;
-  TaskExecutionEdge: Omit<TaskExecutionEdge, 'node'> & { node: ResolversParentTypes['TaskExecution'] };
+  TaskExecutionEdge: EdgeModel<TaskExecutionModel>;
   TaskFilter: TaskFilter;
   TaskLogEntry: TaskLogEntry;
   TaskOrder: TaskOrder;
