@@ -66,8 +66,9 @@ export class Measurer {
     const load = (duration: number) =>
       rate === undefined || !isRead(op)
         ? runLoad({ url: t.url, requests: requestsFor(op, fixtures, counter), connections: this.o.connections, duration })
-        : runPaced({ url: t.url, body: () => readBody(op, fixtures, counter.n++), rate, duration, connections: this.o.connections });
+        : runPaced({ url: t.url, body: () => readBody(op, fixtures, counter.n++), rate, duration, warmup: this.o.warmup, connections: this.o.connections });
     const label = `${op}${rate ? ` @${rate}/s` : ''} ${t.name}`;
+    // A paced run warms up inside runPaced, on the sockets it then measures on.
     if (this.o.warmup > 0 && rate === undefined) {
       const warm = await load(this.o.warmup);
       if (warm.errors) this.problems.push(`${label} warm-up: ${warm.errors} errors; ${warm.failures.join(' | ')}`);

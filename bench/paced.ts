@@ -14,8 +14,13 @@ export interface PacedOptions {
   body: (i: number) => string;
   /** Requests per second. */
   rate: number;
-  /** Seconds. */
+  /** Seconds measured. */
   duration: number;
+  /**
+   * Seconds sent at the same rate, on the same sockets, before the measured ones and not recorded: the measured
+   * requests find the connections open and the server settled at this rate, as the full-rate runs' warm-up does.
+   */
+  warmup?: number;
   /** The most requests in flight at once (sockets of the keep-alive agent). */
   connections: number;
 }
@@ -37,14 +42,16 @@ export async function runPaced(o: PacedOptions): Promise<LoadRun> {
     if (failures.length < 3) failures.push(what);
   };
   const inFlight = new Set<Promise<void>>();
+  const warmupRequests = Math.round(o.rate * (o.warmup ?? 0));
   const fire = (i: number, due: number) => {
+    const measured = i >= warmupRequests;
     const text = o.body(i);
     const done = new Promise<void>((resolve) => {
       const req = http.request(target, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          latencies.push(performance.now() - due);
+          if (measured) latencies.push(performance.now() - due);
           const body = Buffer.concat(chunks).toString('utf8');
           const problem = responseProblem(res.statusCode ?? 0, body);
           if (problem) fail(`${problem}: ${body.slice(0, 400)}`);
@@ -63,12 +70,16 @@ export async function runPaced(o: PacedOptions): Promise<LoadRun> {
   };
 
   const start = performance.now();
-  const total = Math.round(o.rate * o.duration);
+  let measuredFrom = start;
+  const total = warmupRequests + Math.round(o.rate * o.duration);
   let sent = 0;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const due = Math.min(total, Math.floor(((performance.now() - start) * o.rate) / 1000) + 1);
-      for (; sent < due; sent++) fire(sent, start + (sent * 1000) / o.rate);
+      for (; sent < due; sent++) {
+        if (sent === warmupRequests) measuredFrom = start + (sent * 1000) / o.rate;
+        fire(sent, start + (sent * 1000) / o.rate);
+      }
       if (sent >= total) {
         clearInterval(tick);
         resolve();
@@ -76,7 +87,7 @@ export async function runPaced(o: PacedOptions): Promise<LoadRun> {
     }, 1);
   });
   await Promise.all(inFlight);
-  const elapsed = (performance.now() - start) / 1000;
+  const elapsed = (performance.now() - measuredFrom) / 1000;
   agent.destroy();
   const sorted = latencies.sort((a, b) => a - b);
   return {
