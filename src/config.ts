@@ -76,7 +76,6 @@ const envSchema = z.object({
   MAX_DIRECTIVES: int(0, 10_000).default(50),
   MAX_TOKENS: int(1, 1_000_000).default(5000),
   ALLOW_BATCHED_REQUESTS: bool.default(false),
-  GRAPHQL_JIT: bool.default(true),
   OPERATION_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
   INTROSPECTION: bool.optional(),
   PLAYGROUND: bool.optional(),
@@ -200,11 +199,6 @@ export interface Config {
     readonly operationTimeoutMs: number;
     /** `INTROSPECTION`: schema introspection; default on, off when NODE_ENV=production. */
     readonly introspection: boolean;
-    /**
-     * `GRAPHQL_JIT` (default true): run each operation as graphql-jit compiled it (src/graphql/executor.ts);
-     * false runs every operation on graphql-js itself, the way out should a compiled operation ever misbehave.
-     */
-    readonly compiledExecution: boolean;
     /** `PLAYGROUND`: the self-hosted GraphiQL at /playground and GET /graphql; default on, off in production. */
     readonly playground: boolean;
   };
@@ -305,7 +299,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       allowBatchedRequests: e.ALLOW_BATCHED_REQUESTS,
       operationTimeoutMs: e.OPERATION_TIMEOUT_MS,
       introspection: e.INTROSPECTION ?? !production,
-      compiledExecution: e.GRAPHQL_JIT,
       playground: e.PLAYGROUND ?? !production,
     },
   };

@@ -13,8 +13,7 @@ import { AppError, createFormatError, isUnexpected, mapKnownError } from './erro
 import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
 import { WRITE_SCOPE } from '../auth/authenticator.js';
-import { createExecutableSchema } from './schema.js';
-import { compiledExecution } from './executor.js';
+import { createResolvers, loadTypeDefs } from './schema.js';
 
 /**
  * Names the operation as soon as it is parsed; then, before anything executes: refuses it if it is too complex,
@@ -81,10 +80,9 @@ export interface ApolloOptions {
 
 /** Builds (does not start) the Apollo Server. */
 export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: ApolloOptions): ApolloServer<GraphQLContext> {
-  const schema = createExecutableSchema();
   return new ApolloServer<GraphQLContext>({
-    // Operations run compiled (src/graphql/executor.ts); Apollo's gateway option is how an executor is given.
-    ...(limits.compiledExecution ? { gateway: compiledExecution(schema) } : { schema }),
+    typeDefs: loadTypeDefs(),
+    resolvers: createResolvers(),
     formatError: createFormatError(nodeEnv === 'development'),
     includeStacktraceInErrorResponses: nodeEnv === 'development',
     introspection: limits.introspection,

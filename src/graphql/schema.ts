@@ -3,8 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { GraphQLScalarType, GraphQLSchema } from 'graphql';
-import { makeExecutableSchema } from '@graphql-tools/schema';
+import type { GraphQLScalarType } from 'graphql';
 import { GraphQLDateTimeISO, GraphQLJSONObject } from 'graphql-scalars';
 import { PROJECT_ROOT } from '../db/orm.js';
 import { taskResolvers } from '../tasks/task.resolvers.js';
@@ -38,9 +37,4 @@ export function createResolvers(): ResolverMap {
     listingResolvers,
     subscriptionResolvers,
   );
-}
-
-/** The executable schema: `schema.graphql` with every resolver and scalar attached. */
-export function createExecutableSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: createResolvers() });
 }

@@ -3,7 +3,7 @@
  * Typed with the resolver types `npm run codegen` generates from schema.graphql.
  */
 import type { Resolvers } from '../graphql/generated/resolvers-types.js';
-import { connectionResolvers, edgeResolvers, pageInfoResolvers } from './connection.resolvers.js';
+import { connectionResolvers } from './connection.resolvers.js';
 import type { TaskRecord } from './task.record.js';
 import { TaskListing, type PageIncludes } from './task.listing.js';
 import { taskStatistics } from './statistics.js';
@@ -29,6 +29,4 @@ export const listingResolvers = {
     subtaskSummary: (task, _, ctx) => new TaskListing(ctx).summaryOf(task.id),
   },
   TaskConnection: connectionResolvers<TaskRecord>(),
-  TaskEdge: edgeResolvers<TaskRecord>(),
-  PageInfo: pageInfoResolvers,
 } satisfies Resolvers;

@@ -122,13 +122,6 @@ export interface Page<T> {
   totalCount: () => Promise<number>;
 }
 
-/** A row of a page as its edge: the cursor is made by the edge's resolver, only when the operation asks for it. */
-export interface Edge<T> {
-  node: T;
-  page: Page<T>;
-  index: number;
-}
-
 /**
  * Turns fetched rows (in fetch order, up to `limit + 1` of them) into a page: the extra row only says that more
  * rows exist in the fetch direction; backward pages are flipped back to the listing's order. The other

@@ -5,7 +5,7 @@
  */
 import type { GraphQLContext } from '../graphql/context.js';
 import type { Resolvers } from '../graphql/generated/resolvers-types.js';
-import { connectionResolvers, edgeResolvers } from './connection.resolvers.js';
+import { connectionResolvers } from './connection.resolvers.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';
 import { feedCursor, readFeed, taskEventsLoader, taskExecutionsLoader, type TaskPageArgs } from './feed.service.js';
@@ -99,7 +99,5 @@ export const taskResolvers = {
     cursor: (event) => feedCursor(event),
   },
   TaskExecutionConnection: connectionResolvers<TaskExecution>(),
-  TaskExecutionEdge: edgeResolvers<TaskExecution>(),
   TaskEventConnection: connectionResolvers<TaskEvent>(),
-  TaskEventEdge: edgeResolvers<TaskEvent>(),
 } satisfies Resolvers;

@@ -4,10 +4,11 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { TaskRecord as TaskRecordModel } from '../../tasks/task.record.js';
 import type { TaskExecution as TaskExecutionModel } from '../../tasks/execution.entity.js';
 import type { TaskEvent as TaskEventModel } from '../../tasks/event.entity.js';
-import type { Page as PageModel, Edge as EdgeModel } from '../../tasks/pagination.js';
+import type { Page as PageModel } from '../../tasks/pagination.js';
 import type { GraphQLContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -901,7 +902,7 @@ export type ResolversTypes = {
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Node: ResolverTypeWrapper<ResolversInterfaceTypes<ResolversTypes>['Node']>;
   OrderDirection: OrderDirection;
-  PageInfo: ResolverTypeWrapper<PageModel<unknown>>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
   PoolStats: ResolverTypeWrapper<PoolStats>;
   PriorityCount: ResolverTypeWrapper<PriorityCount>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -911,14 +912,14 @@ export type ResolversTypes = {
   SubtaskSummary: ResolverTypeWrapper<SubtaskSummary>;
   Task: ResolverTypeWrapper<TaskRecordModel>;
   TaskConnection: ResolverTypeWrapper<PageModel<TaskRecordModel>>;
-  TaskEdge: ResolverTypeWrapper<EdgeModel<TaskRecordModel>>;
+  TaskEdge: ResolverTypeWrapper<Omit<TaskEdge, 'node'> & { node: ResolversTypes['Task'] }>;
   TaskEvent: ResolverTypeWrapper<TaskEventModel>;
   TaskEventConnection: ResolverTypeWrapper<PageModel<TaskEventModel>>;
-  TaskEventEdge: ResolverTypeWrapper<EdgeModel<TaskEventModel>>;
+  TaskEventEdge: ResolverTypeWrapper<Omit<TaskEventEdge, 'node'> & { node: ResolversTypes['TaskEvent'] }>;
   TaskEventKind: TaskEventKind;
   TaskExecution: ResolverTypeWrapper<TaskExecutionModel>;
   TaskExecutionConnection: ResolverTypeWrapper<PageModel<TaskExecutionModel>>;
-  TaskExecutionEdge: ResolverTypeWrapper<EdgeModel<TaskExecutionModel>>;
+  TaskExecutionEdge: ResolverTypeWrapper<Omit<TaskExecutionEdge, 'node'> & { node: ResolversTypes['TaskExecution'] }>;
   TaskFilter: TaskFilter;
   TaskLogEntry: ResolverTypeWrapper<TaskLogEntry>;
   TaskOrder: TaskOrder;
@@ -944,7 +945,7 @@ export type ResolversParentTypes = {
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
   Node: ResolversInterfaceTypes<ResolversParentTypes>['Node'];
-  PageInfo: PageModel<unknown>;
+  PageInfo: PageInfo;
   PoolStats: PoolStats;
   PriorityCount: PriorityCount;
   Query: Record<PropertyKey, never>;
@@ -954,13 +955,13 @@ export type ResolversParentTypes = {
   SubtaskSummary: SubtaskSummary;
   Task: TaskRecordModel;
   TaskConnection: PageModel<TaskRecordModel>;
-  TaskEdge: EdgeModel<TaskRecordModel>;
+  TaskEdge: Omit<TaskEdge, 'node'> & { node: ResolversParentTypes['Task'] };
   TaskEvent: TaskEventModel;
   TaskEventConnection: PageModel<TaskEventModel>;
-  TaskEventEdge: EdgeModel<TaskEventModel>;
+  TaskEventEdge: Omit<TaskEventEdge, 'node'> & { node: ResolversParentTypes['TaskEvent'] };
   TaskExecution: TaskExecutionModel;
   TaskExecutionConnection: PageModel<TaskExecutionModel>;
-  TaskExecutionEdge: EdgeModel<TaskExecutionModel>;
+  TaskExecutionEdge: Omit<TaskExecutionEdge, 'node'> & { node: ResolversParentTypes['TaskExecution'] };
   TaskFilter: TaskFilter;
   TaskLogEntry: TaskLogEntry;
   TaskOrder: TaskOrder;
