@@ -19,9 +19,12 @@ function machineBusySeconds(): number | undefined {
   }
 }
 
-/** CPU seconds of each of the benchmark's own processes: `pids`, and PostgreSQL backends serving `database`. */
-function ownSeconds(pids: readonly number[], database: string): Map<number, number> {
-  const own = new Map<number, number>();
+/**
+ * CPU seconds of each of the benchmark's own processes: `pids`, and PostgreSQL backends serving `database`
+ * (`backend` true).
+ */
+function ownSeconds(pids: readonly number[], database: string): Map<number, { seconds: number; backend: boolean }> {
+  const own = new Map<number, { seconds: number; backend: boolean }>();
   let entries: string[] = [];
   try {
     entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
@@ -30,23 +33,32 @@ function ownSeconds(pids: readonly number[], database: string): Map<number, numb
   }
   for (const entry of entries) {
     const pid = Number(entry);
-    let ours = pids.includes(pid);
-    if (!ours) {
+    const listed = pids.includes(pid);
+    let backend = false;
+    if (!listed) {
       try {
         // A backend's title is "postgres: <user> <database> <client> <state>"; autovacuum names it too.
-        ours = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database);
+        backend = readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(database);
       } catch {
         continue; // exited meanwhile
       }
     }
-    const seconds = ours ? cpuSeconds(pid) : undefined;
-    if (seconds !== undefined) own.set(pid, seconds);
+    const seconds = listed || backend ? cpuSeconds(pid) : undefined;
+    if (seconds !== undefined) own.set(pid, { seconds, backend });
   }
   return own;
 }
 
-/** Starts watching; `stop()` returns the CPU of other work in % of one core over the interval. */
-export function watchForeignLoad(pids: readonly number[], database: string): () => number | undefined {
+/** What {@link watchForeignLoad} found over its interval, in % of one core. */
+export interface MachineLoad {
+  /** Processes that are neither the benchmark's nor the bench database's backends. */
+  foreignPct: number;
+  /** The bench database's PostgreSQL backends: the database side of the server under test. */
+  databasePct: number;
+}
+
+/** Starts watching; `stop()` returns the CPU of other work and of the bench database's backends over the interval. */
+export function watchForeignLoad(pids: readonly number[], database: string): () => MachineLoad | undefined {
   const started = Date.now();
   const busy0 = machineBusySeconds();
   const own0 = ownSeconds(pids, database);
@@ -56,8 +68,13 @@ export function watchForeignLoad(pids: readonly number[], database: string): () 
     // Processes alive at the end: their CPU since the start (all of it if they started meanwhile). One of ours
     // that exited meanwhile (a pooled backend closed when idle) is lost, and its last seconds count as foreign.
     let own = 0;
-    for (const [pid, seconds] of ownSeconds(pids, database)) own += seconds - (own0.get(pid) ?? 0);
-    const foreign = busy1 - busy0 - own;
-    return Math.max(0, (100 * foreign) / ((Date.now() - started) / 1000));
+    let backends = 0;
+    for (const [pid, { seconds, backend }] of ownSeconds(pids, database)) {
+      const used = seconds - (own0.get(pid)?.seconds ?? 0);
+      own += used;
+      if (backend) backends += used;
+    }
+    const wall = (Date.now() - started) / 1000;
+    return { foreignPct: Math.max(0, (100 * (busy1 - busy0 - own)) / wall), databasePct: (100 * backends) / wall };
   };
 }

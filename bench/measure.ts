@@ -79,6 +79,7 @@ export class Measurer {
     const wall = (Date.now() - wall0) / 1000;
     const cpu1 = cpuSeconds(t.pid);
     const gen = process.cpuUsage(gen0);
+    const machine = foreign();
     const m: Measurement = {
       rps: run.rps,
       p50: run.p50,
@@ -87,7 +88,8 @@ export class Measurer {
       rssMb: rssMb(t.pid),
       cpuPct: cpu0 !== undefined && cpu1 !== undefined ? (100 * (cpu1 - cpu0)) / wall : undefined,
       loadGenCpuPct: (100 * (gen.user + gen.system)) / 1e6 / wall,
-      foreignCpuPct: foreign(),
+      foreignCpuPct: machine?.foreignPct,
+      databaseCpuPct: machine?.databasePct,
       failures: run.failures,
       rate,
     };
@@ -97,7 +99,7 @@ export class Measurer {
     if (WRITES.includes(op)) await this.reset();
     this.log(
       `  ${label.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} req/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms` +
-        `  errors ${run.errors}  rss ${m.rssMb ?? '?'} MB  cpu ${m.cpuPct?.toFixed(0) ?? '?'}% (load generator ${m.loadGenCpuPct?.toFixed(0)}%, other work ${m.foreignCpuPct?.toFixed(0) ?? '?'}%)`,
+        `  errors ${run.errors}  rss ${m.rssMb ?? '?'} MB  cpu ${m.cpuPct?.toFixed(0) ?? '?'}% (PostgreSQL ${m.databaseCpuPct?.toFixed(0) ?? '?'}%, load generator ${m.loadGenCpuPct?.toFixed(0)}%, other work ${m.foreignCpuPct?.toFixed(0) ?? '?'}%)`,
     );
     return m;
   }

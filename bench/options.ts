@@ -36,6 +36,8 @@ export interface BenchOptions {
   soakInterval: number;
   /** Run our server with --cpu-prof; the profile lands in bench/results/profiles. */
   cpuProf: boolean;
+  /** Extra Node.js flags for our server (e.g. V8 GC flags to try), space-separated. */
+  nodeFlags: string[];
   /** DB_POOL_MAX of our server and pool size of the baseline (default 10, the server's default). */
   poolMax: number;
   /** Keep the bench database (and the embedded PostgreSQL's directory) after the run. */
@@ -59,6 +61,7 @@ const HELP = `npm run bench -- [options]
   --soak S            run the 80/20 mix for S seconds sampling RSS (memory check) instead of the benchmark
   --soak-interval S   seconds between RSS samples in a soak (default 10)
   --cpu-prof          run our server with --cpu-prof (profile in bench/results/profiles)
+  --node-flags=F      extra Node.js flags for our server, e.g. --node-flags="--max-semi-space-size=32"
   --pool N            DB_POOL_MAX of both servers (default 10)
   --keep              keep the bench database afterwards
   --out DIR           results directory (default bench/results)`;
@@ -90,6 +93,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       soak: { type: 'string' },
       'soak-interval': { type: 'string' },
       'cpu-prof': { type: 'boolean' },
+      'node-flags': { type: 'string' },
       pool: { type: 'string' },
       keep: { type: 'boolean' },
       out: { type: 'string' },
@@ -119,6 +123,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     soak: positive('soak', values.soak, 0, 0),
     soakInterval: positive('soak-interval', values['soak-interval'], 10),
     cpuProf: values['cpu-prof'] ?? false,
+    nodeFlags: (values['node-flags'] ?? '').split(/\s+/).filter(Boolean),
     poolMax: Math.floor(positive('pool', values.pool, 10, 2)),
     keep: values.keep ?? false,
     outDir: values.out ?? 'bench/results',

@@ -20,6 +20,8 @@ export interface Measurement {
   cpuPct?: number;
   /** The harness's own CPU use (the load generator) during the run, in % of one core. */
   loadGenCpuPct?: number;
+  /** The bench database's PostgreSQL backends' CPU during the run, in % of one core. */
+  databaseCpuPct?: number;
   /** CPU used by unrelated processes on the machine during the run, in % of one core (noise). */
   foreignCpuPct?: number;
   /** The requested rate for half-rate runs. */
@@ -74,7 +76,7 @@ export function median(values: readonly number[]): number | undefined {
   return s.length % 2 ? s[mid] : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-const med = (ms: readonly Measurement[], key: 'rps' | 'p50' | 'p99' | 'rssMb' | 'rate' | 'cpuPct' | 'loadGenCpuPct' | 'foreignCpuPct') =>
+const med = (ms: readonly Measurement[], key: 'rps' | 'p50' | 'p99' | 'rssMb' | 'rate' | 'cpuPct' | 'loadGenCpuPct' | 'foreignCpuPct' | 'databaseCpuPct') =>
   median(ms.map((m) => m[key]).filter((v): v is number => typeof v === 'number'));
 const fmt = (v: number | undefined, digits = 0) => (v === undefined ? '-' : v.toFixed(digits));
 const sum = (ms: readonly Measurement[]) => ms.reduce((a, m) => a + m.errors, 0);
@@ -107,14 +109,20 @@ export function summarize(r: OpResult) {
     baselineGenCpu: med(r.baseline, 'loadGenCpuPct'),
     foreignCpu: Math.max(...[...r.ours, ...r.baseline].map((m) => m.foreignCpuPct ?? 0)),
     // CPU time per request: cost independent of how much CPU the other processes left over.
-    oursCpuMsPerReq: cpuMs(r.ours),
-    baselineCpuMsPerReq: cpuMs(r.baseline),
+    oursCpuMsPerReq: cpuMs(r.ours, 'cpuPct'),
+    baselineCpuMsPerReq: cpuMs(r.baseline, 'cpuPct'),
+    // PostgreSQL's side of each request: the statements' cost, which the servers' own CPU does not show.
+    oursDbCpuMsPerReq: cpuMs(r.ours, 'databaseCpuPct'),
+    baselineDbCpuMsPerReq: cpuMs(r.baseline, 'databaseCpuPct'),
   };
 }
 
-/** Median over repeats of the server's CPU milliseconds per completed request. */
-function cpuMs(ms: readonly Measurement[]): number | undefined {
-  return median(ms.flatMap((m) => (m.cpuPct !== undefined && m.rps > 0 ? [(10 * m.cpuPct) / m.rps] : [])));
+/** Median over repeats of CPU milliseconds per completed request (the server's, or its database backends'). */
+function cpuMs(ms: readonly Measurement[], key: 'cpuPct' | 'databaseCpuPct'): number | undefined {
+  return median(ms.flatMap((m) => {
+    const pct = m[key];
+    return pct !== undefined && m.rps > 0 ? [(10 * pct) / m.rps] : [];
+  }));
 }
 
 const HEAD = ['op', 'ours req/s', 'baseline req/s', 'ratio', 'ours p50 ms', 'ours p99 ms', 'base p50 ms', 'base p99 ms', 'errors', 'SQL/op ours', 'SQL/op base', 'RSS ours MB', 'RSS base MB'];
@@ -141,10 +149,12 @@ function cpuRows(report: BenchReport): string[][] {
   return report.operations.map((r) => {
     const s = summarize(r);
     const costRatio = s.oursCpuMsPerReq && s.baselineCpuMsPerReq ? s.baselineCpuMsPerReq / s.oursCpuMsPerReq : undefined;
-    return [r.op, fmt(s.oursCpu), fmt(s.oursCpuMsPerReq, 2), fmt(s.oursGenCpu), fmt(s.baselineCpu), fmt(s.baselineCpuMsPerReq, 2), fmt(s.baselineGenCpu), fmt(costRatio, 2), fmt(s.foreignCpu)];
+    return [r.op, fmt(s.oursCpu), fmt(s.oursCpuMsPerReq, 2), fmt(s.oursDbCpuMsPerReq, 2), fmt(s.oursGenCpu), fmt(s.baselineCpu), fmt(s.baselineCpuMsPerReq, 2),
+      fmt(s.baselineDbCpuMsPerReq, 2), fmt(s.baselineGenCpu), fmt(costRatio, 2), fmt(s.foreignCpu)];
   });
 }
-const CPU_HEAD = ['op', 'ours CPU %', 'ours CPU ms/req', 'loadgen %', 'base CPU %', 'base CPU ms/req', 'loadgen %', 'base/ours CPU per req', 'max other work %'];
+const CPU_HEAD = ['op', 'ours CPU %', 'ours CPU ms/req', 'ours PG ms/req', 'loadgen %', 'base CPU %', 'base CPU ms/req', 'base PG ms/req', 'loadgen %',
+  'base/ours CPU per req', 'max other work %'];
 
 /** A fixed-width text table for the terminal. */
 export function textTable(head: string[], body: string[][]): string {

@@ -32,8 +32,9 @@ async function startTargets(o: BenchOptions, p: Prepared, cleanup: Cleanup, prof
     log(`target: ${o.targetUrl} (walking its own deep cursor)`);
     target = { name: 'ours', url: o.targetUrl, pid: o.targetPid, fixtures: { ...p.fixtures, deepCursor: await walkDeepCursor(o.targetUrl, deepRows(p.fixtures.taskIds.length)) } };
   } else {
-    log(`starting our server (NODE_ENV=production, LOG_LEVEL=warn, DB_POOL_MAX=${o.poolMax}${profDir ? ', --cpu-prof' : ''}) ...`);
-    ours = await startOurServer({ databaseUrl: p.db.url, logLevel: 'warn', poolMax: o.poolMax, cpuProfDir: profDir });
+    const flags = [...(profDir ? ['--cpu-prof'] : []), ...o.nodeFlags].join(' ');
+    log(`starting our server (NODE_ENV=production, LOG_LEVEL=warn, DB_POOL_MAX=${o.poolMax}${flags ? `, ${flags}` : ''}) ...`);
+    ours = await startOurServer({ databaseUrl: p.db.url, logLevel: 'warn', poolMax: o.poolMax, cpuProfDir: profDir, nodeFlags: o.nodeFlags });
     cleanup.add(() => ours?.stop() ?? Promise.resolve());
     target = { name: 'ours', url: ours.url, pid: ours.pid, fixtures: p.fixtures };
   }

@@ -120,13 +120,15 @@ export interface OurServerOptions {
   poolMax: number;
   /** Directory for a --cpu-prof profile; none when undefined. */
   cpuProfDir?: string;
+  /** Extra Node.js flags (bench --node-flags). */
+  nodeFlags?: string[];
 }
 
 /** Starts our server in production mode against the bench database; resolves when /readyz answers 200. */
 export async function startOurServer(o: OurServerOptions): Promise<ChildServer> {
   const port = await freePort();
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
-  return startChild('ours', [...prof, '--import', 'tsx', 'src/main.ts'], {
+  return startChild('ours', [...prof, ...(o.nodeFlags ?? []), '--import', 'tsx', 'src/main.ts'], {
     NODE_ENV: 'production',
     LOG_LEVEL: o.logLevel,
     LOG_PRETTY: 'false',
