@@ -9,19 +9,26 @@ import { useServer } from '../helpers/server.js';
 const { db, server } = useServer('prepared_statements', { DB_POOL_MIN: '2', DB_POOL_MAX: '2' });
 
 /** The statements prepared on each of the server's two pooled connections (both held at once, so both are seen). */
-async function prepared(): Promise<Array<{ name: string; statement: string }>> {
+async function prepared(): Promise<PreparedRow[]> {
   const knex = server.app.orm()!.em.getConnection().getKnex();
   const client = knex.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<unknown> };
   const connections = await Promise.all([client.acquireConnection(), client.acquireConnection()]);
   try {
-    const lists = await Promise.all(connections.map((c) => c.query('select name, statement from pg_prepared_statements order by name')));
+    const lists = await Promise.all(connections.map((c) => c.query('select name, statement, generic_plans, custom_plans from pg_prepared_statements order by name')));
     return lists.flatMap((l) => l.rows);
   } finally {
     await Promise.all(connections.map((c) => client.releaseConnection(c)));
   }
 }
+interface PreparedRow {
+  name: string;
+  statement: string;
+  /** bigint counters, as text. */
+  generic_plans: string;
+  custom_plans: string;
+}
 interface PgClient {
-  query(text: string): Promise<{ rows: Array<{ name: string; statement: string }> }>;
+  query(text: string): Promise<{ rows: PreparedRow[] }>;
 }
 
 describe('prepared statements', () => {
@@ -41,6 +48,33 @@ describe('prepared statements', () => {
     // One name for the text, prepared at most once per connection.
     expect(new Set(later.map((p) => p.name)).size).toBe(1);
     expect(later.length).toBeLessThanOrEqual(2);
+  });
+
+  it('lets a page statement settle on PostgreSQL\'s cached generic plan instead of planning every run', async () => {
+    // Enough rows that a plan for an unknown LIMIT (PostgreSQL guesses a tenth of the matches) costs more than
+    // one for the page's few rows.
+    const c = await db.client();
+    try {
+      await c.query(`insert into task (id, title, type, priority, status, created_by, created_at, updated_at)
+        select gen_random_uuid(), 'generic ' || i, 'FEATURE', (array['LOW','MEDIUM','HIGH','CRITICAL'])[1 + i % 4]::task_priority, 'PENDING',
+               'seed', now(), now()
+        from generate_series(1, 4000) i`);
+      await c.query('analyze task');
+    } finally {
+      await c.end();
+    }
+    const page = '{ tasks(first: 2, filter: { priority: [HIGH] }, orderBy: [{ field: PRIORITY, direction: DESC }]) { nodes { priority } } }';
+    // Twelve runs on two connections: at least six on one, and PostgreSQL weighs a generic plan after five custom ones.
+    for (let i = 0; i < 12; i++) {
+      const res = await server.gql<{ tasks: { nodes: Array<{ priority: string }> } }>(page);
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.tasks.nodes).toEqual([{ priority: 'HIGH' }, { priority: 'HIGH' }]);
+    }
+    const pages = (await prepared()).filter((p) => p.name.startsWith('tt_') && p.statement.includes('t.priority = $1::task_priority'));
+    const runs = pages.reduce((n, p) => n + Number(p.generic_plans) + Number(p.custom_plans), 0);
+    expect(runs).toBe(12);
+    // With the page size bound (`limit $n`) every run was planned afresh; with it in the text the generic plan wins.
+    expect(pages.some((p) => Number(p.generic_plans) > 0)).toBe(true);
   });
 
   it('keeps working when a migration changes what a prepared `select *` returns, and when the server forgets its statements', async () => {
