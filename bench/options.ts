@@ -32,7 +32,7 @@ export interface BenchOptions {
   halfRate: boolean;
   /** Seconds of the 80/20 mix for the memory check instead of the benchmark (0: off). */
   soak: number;
-  /** Seconds between RSS samples during a soak (default 10). */
+  /** Seconds between logged RSS samples during a soak (RSS is sampled every second; default 10). */
   soakInterval: number;
   /** Run our server with --cpu-prof; the profile lands in bench/results/profiles. */
   cpuProf: boolean;
@@ -59,7 +59,7 @@ const HELP = `npm run bench -- [options]
   --no-baseline       skip the raw baseline
   --no-half-rate      skip the Q1/Q2 latency runs at half the maximum rate
   --soak S            run the 80/20 mix for S seconds sampling RSS (memory check) instead of the benchmark
-  --soak-interval S   seconds between RSS samples in a soak (default 10)
+  --soak-interval S   seconds between logged RSS samples in a soak (sampled every second; default 10)
   --cpu-prof          run our server with --cpu-prof (profile in bench/results/profiles)
   --node-flags=F      extra Node.js flags for our server, e.g. --node-flags="--max-semi-space-size=32"
   --pool N            DB_POOL_MAX of both servers (default 10)

@@ -204,8 +204,9 @@ export function renderMarkdown(report: BenchReport): string {
   }
   if (report.soak) {
     const k = report.soak;
-    out.push(`Soak: 80/20 mix for ${k.seconds} s at ${k.rps.toFixed(0)} req/s, ${k.errors} errors; RSS MB every ${k.intervalSeconds} s: ${k.samples.map((x) => x.rssMb).join(', ')}.`);
-    out.push(`End ${fmt(k.endRssMb)} MB; last half: ${k.lastHalfGrowthMb.toFixed(1)} MB (${k.slopeMbPerMinute.toFixed(2)} MB/min) → ${k.growing ? 'GROWING' : 'not growing'}.`, '');
+    const shown = k.samples.filter((x, i) => i === 0 || i === k.samples.length - 1 || x.t % k.intervalSeconds === 0);
+    out.push(`Soak: 80/20 mix for ${k.seconds} s at ${k.rps.toFixed(0)} req/s, ${k.errors} errors; RSS MB (sampled every second; shown every ${k.intervalSeconds} s): ${shown.map((x) => `${x.rssMb} (${x.t} s)`).join(', ')}.`);
+    out.push(`End ${fmt(k.endRssMb)} MB; last half: the floor (lowest RSS within ±25 s) rose ${k.lastHalfGrowthMb.toFixed(1)} MB (${k.slopeMbPerMinute.toFixed(2)} MB/min) → ${k.growing ? 'GROWING' : 'not growing'}; floors every 25 s: ${k.lastHalfFloorsMb.join(', ')} MB; a line through the raw samples: ${k.rawLineGrowthMb.toFixed(1)} MB.`, '');
   }
   if (report.profile) out.push(`CPU profile of our server during the load (\`${report.profile.file}\`):`, '', '```', report.profile.summary, '```', '');
   out.push(report.problems.length ? `**INVALID RUN**:\n\n${report.problems.map((p) => `- ${p.replace(/\n/g, '\n  ')}`).join('\n')}` : 'Valid run: every response checked, no errors.');

@@ -98,7 +98,10 @@ async function main(o: BenchOptions, cleanup: Cleanup): Promise<number> {
 
   log('');
   log(renderText(report));
-  if (report.soak) log(`\nsoak: end RSS ${report.soak.endRssMb} MB, last half ${report.soak.lastHalfGrowthMb.toFixed(1)} MB → ${report.soak.growing ? 'GROWING' : 'not growing'}`);
+  if (report.soak) {
+    const k = report.soak;
+    log(`\nsoak: end RSS ${k.endRssMb} MB; last half: floor ${k.lastHalfGrowthMb.toFixed(1)} MB → ${k.growing ? 'GROWING' : 'not growing'} (floors every 25 s: ${k.lastHalfFloorsMb.join(', ')} MB; raw line ${k.rawLineGrowthMb.toFixed(1)} MB)`);
+  }
   if (ours && profDir) {
     await ours.stop(); // the profile is written when the process exits
     // One profile per thread: the main thread's (thread id 0) is the server; the other is tsx's loader thread.

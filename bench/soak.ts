@@ -1,7 +1,13 @@
 /**
- * The memory check: the 80/20 mix for a long run (e.g. 300 s) while sampling the server's RSS every few seconds.
- * A leak shows as growth in the second half, once caches, JIT and pools have settled: we fit a line to the
- * second half's samples and call it growing when that line rises more than max(5 MB, 2% of the RSS midway).
+ * The memory check: the 80/20 mix for a long run (e.g. 300 s) while sampling the server's RSS every second.
+ * A leak shows as growth in the second half, once caches, JIT and pools have settled.
+ *
+ * RSS saws by 50 MB and more as V8's heap fills and is collected, every 30-60 s, so a line fitted to the raw
+ * samples ends where the run happened to stop in a cycle: ±6 MB over a flat sawtooth, and +8 MB in a real run
+ * that ended on a rise while the lowest points rose 2 MB. What a leak raises is the floor, the RSS after the
+ * collections. So the verdict fits a line to the floor: at each second of the second half, the lowest RSS within
+ * ±25 s (wider than a cycle), and calls it growing when that line rises more than max(5 MB, 2% of the RSS
+ * midway). The raw line is reported beside it.
  */
 import type autocannon from 'autocannon';
 import { runLoad } from './load.js';
@@ -13,12 +19,17 @@ export interface SoakResult {
   rps: number;
   errors: number;
   failures: string[];
+  /** One sample per second. */
   samples: Array<{ t: number; rssMb: number }>;
+  /** The floor (lowest RSS within ±25 s) every 25 s of the second half, in order. */
+  lastHalfFloorsMb: number[];
   endRssMb: number | undefined;
-  /** The fitted rise over the second half, in MB. */
+  /** The rise of the line fitted to the floor over the second half, in MB (the verdict's measure). */
   lastHalfGrowthMb: number;
   slopeMbPerMinute: number;
   growing: boolean;
+  /** The rise of a line fitted to the raw samples of the second half, in MB (moves with the GC sawtooth). */
+  rawLineGrowthMb: number;
 }
 
 /** Least-squares slope of y over x. */
@@ -32,16 +43,30 @@ function slope(points: ReadonlyArray<{ x: number; y: number }>): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** Judges RSS samples (t in seconds) of a run of `seconds`. */
+/** Seconds each side of a sample over which its floor is the lowest RSS: more than half of a GC cycle. */
+const FLOOR_HALF_WIDTH_S = 25;
+
+/** Judges RSS samples (t in seconds, one a second) of a run of `seconds`. */
 export function judgeGrowth(samples: ReadonlyArray<{ t: number; rssMb: number }>, seconds: number) {
   const half = samples.filter((s) => s.t >= seconds / 2);
-  const perSecond = slope(half.map((s) => ({ x: s.t, y: s.rssMb })));
+  const end = samples.at(-1)?.t ?? 0;
+  // Only where the whole window fits: a window cut short by the end of the run may miss the cycle's low point.
+  const floor = half
+    .filter((s) => s.t + FLOOR_HALF_WIDTH_S <= end)
+    .map((s) => ({ x: s.t, y: Math.min(...samples.filter((o) => Math.abs(o.t - s.t) <= FLOOR_HALF_WIDTH_S).map((o) => o.rssMb)) }));
+  const perSecond = slope(floor);
   const growth = perSecond * (seconds / 2);
   const mid = half[0]?.rssMb ?? 0;
-  return { lastHalfGrowthMb: growth, slopeMbPerMinute: perSecond * 60, growing: growth > Math.max(5, 0.02 * mid) };
+  return {
+    lastHalfGrowthMb: growth,
+    slopeMbPerMinute: perSecond * 60,
+    growing: growth > Math.max(5, 0.02 * mid),
+    rawLineGrowthMb: slope(half.map((s) => ({ x: s.t, y: s.rssMb }))) * (seconds / 2),
+    lastHalfFloorsMb: floor.filter((p) => (p.x - seconds / 2) % FLOOR_HALF_WIDTH_S === 0).map((p) => p.y),
+  };
 }
 
-/** Runs the mix against `url` for `seconds`, sampling the RSS of `pid` every `intervalSeconds`. */
+/** Runs the mix against `url` for `seconds`, sampling the RSS of `pid` every second and logging it every `intervalSeconds`. */
 export async function soak(o: {
   url: string;
   pid: number | undefined;
@@ -53,14 +78,18 @@ export async function soak(o: {
 }): Promise<SoakResult> {
   const started = Date.now();
   const samples: SoakResult['samples'] = [];
+  let logged = -Infinity;
   const sample = () => {
     const rss = rssMb(o.pid);
     const t = Math.round((Date.now() - started) / 1000);
     if (rss !== undefined) samples.push({ t, rssMb: rss });
-    o.log(`  soak t=${t}s rss=${rss ?? '?'} MB`);
+    if (t - logged >= o.intervalSeconds) {
+      logged = t;
+      o.log(`  soak t=${t}s rss=${rss ?? '?'} MB`);
+    }
   };
   sample();
-  const timer = setInterval(sample, o.intervalSeconds * 1000);
+  const timer = setInterval(sample, 1000);
   try {
     const run = await runLoad({ url: o.url, requests: o.requests, connections: o.connections, duration: o.seconds });
     sample();
