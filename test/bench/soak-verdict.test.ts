@@ -1,10 +1,10 @@
 /**
- * The soak's verdict (bench/soak.ts judgeGrowth) on RSS series shaped like the real ones: a heap that fills and is
+ * The soak's verdict (bench/growth.ts judgeGrowth) on RSS series shaped like the real ones: a heap that fills and is
  * collected every ~40 s, sampled every second. A flat sawtooth is not growth wherever the run ends in its cycle;
  * the same sawtooth over a slow leak is.
  */
 import { describe, expect, it } from 'vitest';
-import { judgeGrowth } from '../../bench/soak.js';
+import { judgeGrowth } from '../../bench/growth.js';
 
 /** RSS every second for `seconds`: a floor of 240 MB, +45 MB of heap filling over each `period` s, plus `leakMbPerS`. */
 function sawtooth(seconds: number, period: number, leakMbPerS: number, phase = 0): Array<{ t: number; rssMb: number }> {
