@@ -116,6 +116,19 @@ export function positional(text: string): string {
 }
 
 /**
+ * A LIMIT written into a statement's text rather than bound. With `limit $n`, PostgreSQL cannot cost a generic
+ * plan (it assumes a tenth of the matching rows), so a prepared statement (they all are: see {@link query}) was
+ * planned afresh on every run: 0.45 ms of planning on a 0.7 ms page. With the number in the text the cached
+ * generic plan wins after five runs. Callers pass bounded sizes (a page is 0..100), so the texts stay few.
+ *
+ * @throws Error for anything but a non-negative safe integer (a bug: sizes are validated before this).
+ */
+export function limitClause(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`a LIMIT must be a non-negative integer, got ${n}`);
+  return `limit ${n}`;
+}
+
+/**
  * Runs a statement on the operation's connection (its transaction, if any) with bind parameters; returns the
  * rows. It goes through the circuit breaker, and a read outside a transaction is retried once if its connection
  * died, like every ORM statement (src/db/driver.ts). A read outside a transaction is routed like the ORM's reads:

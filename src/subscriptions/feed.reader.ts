@@ -5,7 +5,7 @@
  * after the settled ones already seen. That is what lets a subscriber's position never skip an event.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { query, sql, type Sql } from '../db/sql.js';
+import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
 import { decodeCursor } from '../tasks/pagination.js';
 import { TaskEvent, type EventKind } from '../tasks/event.entity.js';
@@ -74,8 +74,8 @@ export async function readHead(em: EntityManager): Promise<FeedPosition> {
 export async function readSettled(em: EntityManager, position: FeedPosition, limit: number): Promise<{ events: TaskEvent[]; heldBack: boolean }> {
   // Unsettled rows sort after settled ones (a larger xid), so the settled ones are a prefix of the page.
   const rows = await query<Record<string, unknown> & { settled: boolean }>(em, {
-    text: `select e.*, ${SETTLED} as settled from task_event e where ${after(position).text} order by e.xid, e.id limit ?`,
-    params: [...after(position).params, limit],
+    text: `select e.*, ${SETTLED} as settled from task_event e where ${after(position).text} order by e.xid, e.id ${limitClause(limit)}`,
+    params: after(position).params,
   });
   const settled = rows.filter((r) => r.settled);
   return { events: toEvents(em, settled), heldBack: settled.length < rows.length };
@@ -87,8 +87,8 @@ export async function readMatching(em: EntityManager, position: FeedPosition, fi
   if (filter.taskId !== undefined) conditions.push(sql`e.task_id = ${filter.taskId}`);
   if (filter.kinds !== undefined) conditions.push(sql`e.kind = any(${[...filter.kinds]}::task_event_kind[])`);
   const rows = await query(em, {
-    text: `select e.* from task_event e where ${conditions.map((c) => c.text).join(' and ')} order by e.xid, e.id limit ?`,
-    params: [...conditions.flatMap((c) => c.params), limit],
+    text: `select e.* from task_event e where ${conditions.map((c) => c.text).join(' and ')} order by e.xid, e.id ${limitClause(limit)}`,
+    params: conditions.flatMap((c) => c.params),
   });
   return toEvents(em, rows);
 }

@@ -10,7 +10,7 @@
 import DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { AppError } from '../graphql/errors.js';
-import { query, sql, type Sql } from '../db/sql.js';
+import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';
 import { decodeCursor, encodeCursor, pageSize, type Page } from './pagination.js';
@@ -58,8 +58,8 @@ export async function readFeed(em: EntityManager, args: FeedArgs): Promise<Page<
     limit === 0
       ? []
       : await query(em, {
-          text: `select e.* from task_event e where ${where.text} order by e.xid ${direction}, e.id ${direction} limit ?`,
-          params: [...where.params, limit + 1],
+          text: `select e.* from task_event e where ${where.text} order by e.xid ${direction}, e.id ${direction} ${limitClause(limit + 1)}`,
+          params: where.params,
         });
   const more = rows.length > limit;
   const events = rows.slice(0, limit).map((r) => em.map(TaskEvent, r));

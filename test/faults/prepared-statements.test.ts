@@ -50,7 +50,7 @@ describe('prepared statements', () => {
     expect(later.length).toBeLessThanOrEqual(2);
   });
 
-  it('lets a page statement settle on PostgreSQL\'s cached generic plan instead of planning every run', async () => {
+  it('lets page statements (tasks, the change feed) settle on PostgreSQL\'s cached generic plan instead of planning every run', async () => {
     // Enough rows that a plan for an unknown LIMIT (PostgreSQL guesses a tenth of the matches) costs more than
     // one for the page's few rows.
     const c = await db.client();
@@ -59,7 +59,8 @@ describe('prepared statements', () => {
         select gen_random_uuid(), 'generic ' || i, 'FEATURE', (array['LOW','MEDIUM','HIGH','CRITICAL'])[1 + i % 4]::task_priority, 'PENDING',
                'seed', now(), now()
         from generate_series(1, 4000) i`);
-      await c.query('analyze task');
+      await c.query(`insert into task_event (task_id, kind, actor, at) select id, 'CREATED', 'seed', now() from task where created_by = 'seed'`);
+      await c.query('analyze task; analyze task_event');
     } finally {
       await c.end();
     }
@@ -75,6 +76,16 @@ describe('prepared statements', () => {
     expect(runs).toBe(12);
     // With the page size bound (`limit $n`) every run was planned afresh; with it in the text the generic plan wins.
     expect(pages.some((p) => Number(p.generic_plans) > 0)).toBe(true);
+
+    // The change feed's pages likewise (the subscription hub reads it with the same kind of statement after writes).
+    for (let i = 0; i < 12; i++) {
+      const res = await server.gql<{ taskEvents: { nodes: Array<{ kind: string }> } }>('{ taskEvents(last: 2) { nodes { kind } } }');
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data!.taskEvents.nodes).toHaveLength(2);
+    }
+    const feedPages = (await prepared()).filter((p) => p.statement.startsWith('select e.* from task_event e') && p.statement.includes('desc'));
+    expect(feedPages.reduce((n, p) => n + Number(p.generic_plans) + Number(p.custom_plans), 0)).toBe(12);
+    expect(feedPages.some((p) => Number(p.generic_plans) > 0)).toBe(true);
   });
 
   it('keeps working when a migration changes what a prepared `select *` returns, and when the server forgets its statements', async () => {
