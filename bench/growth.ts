@@ -33,6 +33,7 @@ export function judgeGrowth(samples: ReadonlyArray<{ t: number; rssMb: number }>
     slopeMbPerMinute: perSecond * 60,
     growing: growth > Math.max(5, 0.02 * mid),
     rawLineGrowthMb: slope(half.map((s) => ({ x: s.t, y: s.rssMb }))) * (seconds / 2),
-    lastHalfFloorsMb: floor.filter((p) => (p.x - seconds / 2) % FLOOR_HALF_WIDTH_S === 0).map((p) => p.y),
+    // Every 25th point (one a second): by position, so an odd run length (a half at t = 150.5) still shows them.
+    lastHalfFloorsMb: floor.filter((_, i) => i % FLOOR_HALF_WIDTH_S === 0).map((p) => p.y),
   };
 }

@@ -73,9 +73,10 @@ export async function readHead(em: EntityManager): Promise<FeedPosition> {
  */
 export async function readSettled(em: EntityManager, position: FeedPosition, limit: number): Promise<{ events: TaskEvent[]; heldBack: boolean }> {
   // Unsettled rows sort after settled ones (a larger xid), so the settled ones are a prefix of the page.
+  const from = after(position);
   const rows = await query<Record<string, unknown> & { settled: boolean }>(em, {
-    text: `select e.*, ${SETTLED} as settled from task_event e where ${after(position).text} order by e.xid, e.id ${limitClause(limit)}`,
-    params: after(position).params,
+    text: `select e.*, ${SETTLED} as settled from task_event e where ${from.text} order by e.xid, e.id ${limitClause(limit)}`,
+    params: from.params,
   });
   const settled = rows.filter((r) => r.settled);
   return { events: toEvents(em, settled), heldBack: settled.length < rows.length };
