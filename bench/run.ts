@@ -18,7 +18,7 @@ import { summarizeProfile } from './profile.js';
 import { machineInfo, renderText, writeReport, type BenchReport } from './report.js';
 import { createPendingPool } from './seed.js';
 import { headerCounter, sqlPerOperation, type SqlCount } from './sqlcount.js';
-import { ROOT, startBaseline, startOurServer, type ChildServer } from './servers.js';
+import { buildServers, ROOT, startBaseline, startOurServer, type ChildServer } from './servers.js';
 import { soak } from './soak.js';
 import { requestsFor } from './workloads.js';
 
@@ -53,11 +53,12 @@ async function main(o: BenchOptions, cleanup: Cleanup): Promise<number> {
     startedAt: new Date().toISOString(),
     machine: machineInfo(),
     postgres: '',
-    target: o.targetUrl ?? 'our server (node --import tsx src/main.ts, NODE_ENV=production)',
+    target: o.targetUrl ?? 'our server (npm run build, then node dist/src/main.js, NODE_ENV=production)',
     settings: { tasks: o.tasks, seed: o.seed, duration: o.duration, warmup: o.warmup, connections: o.connections, repeat: o.repeat, poolMax: o.poolMax },
     operations: [],
     problems: [],
   };
+  buildServers(log);
   const p = await prepare(o, cleanup, log);
   report.postgres = p.db.description;
   report.dataset = p.dataset;
@@ -104,7 +105,7 @@ async function main(o: BenchOptions, cleanup: Cleanup): Promise<number> {
   }
   if (ours && profDir) {
     await ours.stop(); // the profile is written when the process exits
-    // One profile per thread: the main thread's (thread id 0) is the server; the other is tsx's loader thread.
+    // One profile per thread: the main thread's (thread id 0) is the server's.
     const main = (await readdir(profDir)).find((f) => f.includes(`.${ours.pid}.0.`) && f.endsWith('.cpuprofile'));
     if (main) {
       const skip = (measuredFrom - ours.spawnedAt) / 1000;

@@ -1,10 +1,12 @@
 /**
  * The servers under test, each in its own child process (so its memory is its own, and the load generator in
- * this process does not share its event loop): ours (`node --import tsx src/main.ts`, production mode) and the
- * raw baseline (bench/baseline/server.ts). Both run from source under tsx, so neither gets a build-step advantage.
+ * this process does not share its event loop): ours (`npm run build`, then `node dist/src/main.js` in production
+ * mode, as `npm run start:prod` runs it) and the raw baseline (bench/baseline/, compiled the same way). Both run
+ * compiled JavaScript, so neither pays for tsx at run time (its `keepNames` helper on every closure made, its
+ * require hook) nor gets out of paying for it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 // Our server logs its URL only at INFO and the benchmark runs it at WARN, so the harness picks the port.
@@ -21,6 +23,21 @@ export interface ChildServer {
   /** Every stdout line so far (our server logs JSON lines). */
   readonly lines: string[];
   stop(): Promise<void>;
+}
+
+/** Where the baseline's build goes (bench/baseline/tsconfig.build.json). */
+const BASELINE_DIST = path.join(ROOT, 'bench', 'results', 'baseline-dist');
+
+/**
+ * Builds both servers from the sources as they are now: ours with `npm run build` (to dist/), the baseline to
+ * bench/results/baseline-dist/. A stale build would measure old code, so every benchmark run builds.
+ */
+export function buildServers(log: (line: string) => void): void {
+  log('building our server (npm run build) and the baseline ...');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  rmSync(BASELINE_DIST, { recursive: true, force: true });
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'bench/baseline/tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 /** Resident set size of a process in MB (VmRSS from /proc), or undefined where there is no /proc. */
@@ -124,11 +141,14 @@ export interface OurServerOptions {
   nodeFlags?: string[];
 }
 
-/** Starts our server in production mode against the bench database; resolves when /readyz answers 200. */
+/**
+ * Starts our server's build ({@link buildServers}) in production mode against the bench database; resolves when
+ * /readyz answers 200.
+ */
 export async function startOurServer(o: OurServerOptions): Promise<ChildServer> {
   const port = await freePort();
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
-  return startChild('ours', [...prof, ...(o.nodeFlags ?? []), '--import', 'tsx', 'src/main.ts'], {
+  return startChild('ours', [...prof, ...(o.nodeFlags ?? []), 'dist/src/main.js'], {
     NODE_ENV: 'production',
     LOG_LEVEL: o.logLevel,
     LOG_PRETTY: 'false',
@@ -139,10 +159,10 @@ export async function startOurServer(o: OurServerOptions): Promise<ChildServer> 
   }, port);
 }
 
-/** Starts the raw baseline against the bench database. */
+/** Starts the raw baseline's build ({@link buildServers}) against the bench database. */
 export async function startBaseline(databaseUrl: string, poolMax: number): Promise<ChildServer> {
   const port = await freePort();
-  return startChild('baseline', ['--import', 'tsx', 'bench/baseline/server.ts'], {
+  return startChild('baseline', [path.join(BASELINE_DIST, 'server.js')], {
     NODE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { provisionDatabase } from './database.js';
-import { startOurServer, type ChildServer } from './servers.js';
+import { buildServers, startOurServer, type ChildServer } from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +37,7 @@ function summary(label: string, samples: number[]): string {
 
 async function main(): Promise<void> {
   const db = await provisionDatabase({ keep: false, existing: process.env.DATABASE_URL, log: (line) => console.log(line) });
+  buildServers((line) => console.log(line));
   const servers: ChildServer[] = [];
   try {
     // A first, so it migrates alone; then B.

@@ -10,15 +10,14 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
-import { backoffDelay, BootError } from './orm.js';
+import { backoffDelay, BootError, MIGRATIONS_DIR } from './orm.js';
 
 /** What MikroORM's migrator loads from the migrations folder: every .ts/.js/.cjs file but declarations. */
 const MIGRATION_FILE = /^(?!.*\.d\.ts$)(.+)\.(ts|js|cjs)$/;
 
 /** The names of the migrations the code has, oldest first (names carry a timestamp), as the migrator records them. */
 export async function codeMigrations(orm: MikroORM): Promise<string[]> {
-  const options = orm.config.get('migrations');
-  const dir = path.resolve(orm.config.get('baseDir'), options.pathTs ?? options.path ?? './migrations');
+  const dir = path.resolve(orm.config.get('baseDir'), MIGRATIONS_DIR);
   const names = (await readdir(dir)).flatMap((file) => MIGRATION_FILE.exec(file)?.[1] ?? []);
   return names.sort();
 }

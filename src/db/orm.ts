@@ -2,6 +2,7 @@
  * The one MikroORM instance of a process: its options, how it is opened (waiting for the database with backoff),
  * and how it is closed (raced against a timeout, because `orm.close()` waits forever for an open transaction).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MikroORM, PostgreSqlDriver, type Knex, type Options } from '@mikro-orm/postgresql';
@@ -18,8 +19,27 @@ import { resilientDriver } from './driver.js';
 import type { DatabaseGuard } from './guard.js';
 import type { ReplicaRouter } from './replicas.js';
 
-/** The repository root: migrations are found relative to it, whatever the working directory. */
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const HERE = fileURLToPath(import.meta.url);
+
+/**
+ * Whether this process runs the compiled JavaScript of `npm run build` (`dist/`) rather than the TypeScript
+ * sources under tsx or vitest: it then loads the compiled migrations.
+ */
+export const COMPILED = HERE.endsWith('.js');
+
+/**
+ * The repository root (the nearest folder with a package.json, from `src/db/` or `dist/src/db/`): the schema, the
+ * playground bundle and the migrations are found relative to it, whatever the working directory.
+ */
+export const PROJECT_ROOT = (() => {
+  for (let dir = path.dirname(HERE); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${HERE}`);
+  }
+})();
+
+/** The migrations folder, relative to {@link PROJECT_ROOT}: the TypeScript sources, or their build. */
+export const MIGRATIONS_DIR = COMPILED ? './dist/migrations' : './migrations';
 
 /** Every entity of the application. */
 export const ENTITIES = [TaskSchema, TaskDependencySchema, TaskExecutionSchema, TaskEventSchema];
@@ -84,8 +104,10 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
       },
     },
     extensions: [Migrator],
+    // The migrator takes `pathTs` when `preferTs` is on: the sources under tsx, the build's .js files otherwise.
+    preferTs: !COMPILED,
     migrations: {
-      path: './migrations',
+      path: MIGRATIONS_DIR,
       pathTs: './migrations',
       emit: 'ts',
       snapshotName: '.snapshot',

@@ -1,6 +1,6 @@
 /**
- * Runs the real entry point (`src/main.ts` under tsx) as a child process, the way `npm start` does, and reads its
- * JSON log lines, so tests can send it signals and watch it shut down.
+ * Runs the real entry point (`src/main.ts` under tsx, as `npm start` does, or its build) as a child process and
+ * reads its JSON log lines, so tests can send it signals and watch it shut down.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -34,10 +34,11 @@ export interface ChildServer {
 
 /**
  * Starts `src/main.ts` with exactly `env` (plus PATH and HOME), on a free port. With `group`, the server leads its
- * own process group, like a command started from a shell.
+ * own process group, like a command started from a shell. With `compiled`, it runs the build instead
+ * (`dist/src/main.js`, as `npm run start:prod` does; `npm run build` must have run).
  */
-export function spawnServer(env: Record<string, string>, { group = false } = {}): ChildServer {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+export function spawnServer(env: Record<string, string>, { group = false, compiled = false } = {}): ChildServer {
+  const proc = spawn(process.execPath, compiled ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
