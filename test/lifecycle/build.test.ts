@@ -5,13 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { spawnServer, type ChildServer } from '../helpers/child.js';
+import { ROOT, spawnServer, type ChildServer } from '../helpers/child.js';
 import { waitFor } from '../helpers/server.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The migrations of the source tree, by name, oldest first. */
 const SOURCE_MIGRATIONS = readdirSync(path.join(ROOT, 'migrations'))
