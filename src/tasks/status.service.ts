@@ -12,7 +12,7 @@ import type { TaskStatus } from './task.entity.js';
 import { changeTask, lockTask } from './task.writes.js';
 import { taskRecordMapper, type TaskRecord } from './task.record.js';
 import { lockForTransition, writeTransition } from './transition.statements.js';
-import { applyTransition, assertTransition, type TransitionDetails } from './transitions.js';
+import { applyTransition, assertTransition, TRANSITIONS, type TransitionDetails } from './transitions.js';
 import { parseId, parseProgress } from './task.validation.js';
 
 export class StatusService {
@@ -36,9 +36,6 @@ export class StatusService {
       const task = toRecord(locked.row);
       if (expectedVersion != null && task.version !== expectedVersion) throw AppError.versionConflict(taskId, expectedVersion, task.version);
       const from = task.status;
-      if (from === to) {
-        throw new AppError('INVALID_TRANSITION', `The task is already ${to}`, { from, to, allowed: [] });
-      }
       assertTransition(from, to);
       const { blockers } = locked;
       if (blockers.length > 0) {
@@ -68,7 +65,7 @@ export class StatusService {
         throw new AppError('INVALID_TRANSITION', `Progress is reported only while IN_PROGRESS; the task is ${task.status}`, {
           from: task.status,
           to: task.status,
-          allowed: [],
+          allowed: [...TRANSITIONS[task.status]],
         });
       }
       const now = new Date();

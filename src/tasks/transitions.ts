@@ -24,11 +24,15 @@ export function availableTransitions(from: TaskStatus, blocked: boolean): TaskSt
   return TRANSITIONS[from].filter((to) => !(blocked && to === 'IN_PROGRESS'));
 }
 
-/** Refuses a move the machine does not allow, naming what is allowed. */
+/**
+ * Refuses a move the machine does not allow, naming what is allowed from `from` (a move to the status the task
+ * already has included: `allowed` still lists where it can go).
+ */
 export function assertTransition(from: TaskStatus, to: TaskStatus): void {
   if (!TRANSITIONS[from].includes(to)) {
     const allowed = [...TRANSITIONS[from]];
-    throw new AppError('INVALID_TRANSITION', `A ${from} task cannot move to ${to}; allowed: ${allowed.join(', ')}`, { from, to, allowed });
+    const refused = from === to ? `The task is already ${to}` : `A ${from} task cannot move to ${to}`;
+    throw new AppError('INVALID_TRANSITION', `${refused}; allowed: ${allowed.join(', ')}`, { from, to, allowed });
   }
 }
 
