@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
+import SkipReporter from './test/helpers/skip-reporter.js';
 
 const require = createRequire(import.meta.url);
 
@@ -13,6 +14,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
+    // The skip reporter prints how many tests were skipped and fails a CI run with any (test/helpers/ci.ts). A
+    // --reporter on the command line replaces both; CI runs plain `npm test`.
+    reporters: ['default', new SkipReporter()],
     // Each file gets its own database; files run in parallel worker processes.
     pool: 'forks',
     testTimeout: 30_000,

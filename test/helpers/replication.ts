@@ -1,7 +1,8 @@
 /**
  * A real PostgreSQL primary with one streaming replica, each on a free port, for the replica tests. It needs the
  * server binaries of a PostgreSQL installation (initdb, pg_ctl, pg_basebackup): Debian's packages have them, the
- * embedded PostgreSQL does not, so tests check {@link replicationBinDir} and skip without them.
+ * embedded PostgreSQL does not, so tests check {@link replicationSkipReason}: without them they skip, and in CI
+ * (test/helpers/ci.ts) they fail; `.ci/run` makes sure the binaries are there.
  *
  * PostgreSQL refuses to run as root; when the tests run as root every command runs as the `postgres` OS user
  * (runuser), which owns the data directories.
@@ -33,7 +34,7 @@ export function replicationBinDir(): string | undefined {
   return found;
 }
 
-/** Why the replica tests are skipped on this machine, or undefined when they can run. */
+/** Why the replica tests cannot run on this machine, or undefined when they can. */
 export function replicationSkipReason(): string | undefined {
   return replicationBinDir()
     ? undefined

@@ -26,7 +26,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
-describe.skipIf(!existsSync(CHROMIUM))('the playground in a browser', () => {
+describe.skipIf(
+  (await import('../helpers/ci.js')).skipWithout(existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian: apt-get install chromium; .ci/run installs it)`),
+)(`the playground in a browser${existsSync(CHROMIUM) ? '' : `: skipped, ${CHROMIUM} is not installed`}`, () => {
   it('loads offline from the server alone, runs a query and shows the result', async () => {
     const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();

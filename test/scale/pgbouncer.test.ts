@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startServer, waitFor, type TestServer } from '../helpers/server.js';
 import { pgbouncerMissing, startPgBouncer, type PgBouncer } from '../helpers/pgbouncer.js';
+import { skipWithout } from '../helpers/ci.js';
 import { runMigrate } from '../helpers/migrate.js';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
@@ -21,7 +22,7 @@ import { PROJECT_ROOT as ROOT } from '../../src/db/orm.js';
 const POOL_SIZE = 4;
 const STATEMENT_TIMEOUT_MS = 1500;
 
-describe.skipIf(pgbouncerMissing)(`behind PgBouncer (transaction pooling)${pgbouncerMissing ? `: skipped, ${pgbouncerMissing}` : ''}`, () => {
+describe.skipIf(skipWithout(pgbouncerMissing))(`behind PgBouncer (transaction pooling)${pgbouncerMissing ? `: skipped, ${pgbouncerMissing}` : ''}`, () => {
   let bouncer: PgBouncer | undefined;
   let db: TestDatabase | undefined;
   let server: TestServer | undefined;

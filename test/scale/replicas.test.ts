@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationSkipReason, startReplication, type Replication } from '../helpers/replication.js';
+import { skipWithout } from '../helpers/ci.js';
 import { startServer, useServer, waitFor, type TestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { CreateTaskDocument, ShowTaskDocument, createClient } from '../../client/index.js';
@@ -28,7 +29,7 @@ interface Readiness {
   replicas?: Array<{ name: string; state: string; lagMs: number | null; reason?: string }>;
 }
 
-describe.skipIf(skip)(`read replicas${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describe.skipIf(skipWithout(skip))(`read replicas${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let repl: Replication;
   let server: TestServer;
 
