@@ -14,6 +14,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from '../logger.js';
 import { AppError } from '../graphql/errors.js';
+import { bodyLimitedServer, endRefusal } from './body-limit.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -91,6 +92,11 @@ function errorBody(code: string, message: string, extensions: Record<string, unk
   return JSON.stringify({ errors: [{ message, extensions: { ...extensions, code } }] });
 }
 
+/** The message of a 413, whether Content-Length declared the body too large or it streamed past the limit. */
+function tooLargeMessage(maxBodyBytes: number): string {
+  return `The request body is larger than MAX_BODY_BYTES (${maxBodyBytes} bytes)`;
+}
+
 function sendError(reply: FastifyReply, status: number, code: string, message: string, extensions?: Record<string, unknown>) {
   return reply.code(status).type(JSON_TYPE).send(errorBody(code, message, extensions));
 }
@@ -101,7 +107,7 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
  */
 function clientFault(code: string | undefined, maxBodyBytes: number): { status: number; message: string } | undefined {
   const faults: Record<string, [number, string]> = {
-    FST_ERR_CTP_BODY_TOO_LARGE: [413, `The request body is larger than MAX_BODY_BYTES (${maxBodyBytes} bytes)`],
+    FST_ERR_CTP_BODY_TOO_LARGE: [413, tooLargeMessage(maxBodyBytes)],
     // secure-json-parse also refuses prototype-poisoning keys; say so, or a client hunts for a syntax error.
     FST_ERR_CTP_INVALID_JSON_BODY: [400, 'The request body is not valid JSON (keys named __proto__ or constructor.prototype are refused too)'],
     JSON_TOO_DEEP: [400, `The request body nests JSON more than ${MAX_JSON_DEPTH} levels deep`],
@@ -126,6 +132,8 @@ function clientErrorHandler(log: Logger) {
   };
   return (err: NodeJS.ErrnoException, socket: Socket): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    // A client half-closed during a refused upload: its 413 is written, so end that instead of writing a 400.
+    if (endRefusal(socket)) return;
     const [status, message] = answers[err.code ?? ''] ?? [400, 'Malformed HTTP request'];
     log.debug({ code: err.code }, 'malformed HTTP request refused');
     const body = errorBody('BAD_REQUEST', message);
@@ -145,6 +153,9 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestIdOf,
     bodyLimit: maxBodyBytes,
+    // Refuses a declared Content-Length over the limit before reading, so the 413 survives (see body-limit.ts);
+    // a chunked body is still cut by bodyLimit as it streams.
+    serverFactory: bodyLimitedServer({ maxBodyBytes, log, requestId: requestIdOf, body: errorBody('BAD_REQUEST', tooLargeMessage(maxBodyBytes)) }),
     // On close: idle keep-alive sockets are closed at once, requests in flight are waited for.
     forceCloseConnections: 'idle',
     // Requests that arrive while closing are refused by our onRequest hook instead, in our error shape.
