@@ -14,7 +14,7 @@ import { WatchTaskEventsDocument, type WatchTaskEventsSubscription, type WatchTa
 
 export * from './generated/graphql.js';
 
-/** A GraphQL error from the server: `code` is its `extensions.code` (API.md), `extensions` the rest. */
+/** A GraphQL error from the server: `code` is its `extensions.code` (docs/API.md, "Errors"), `extensions` the rest. */
 export class TaskTrackerError extends Error {
   override name = 'TaskTrackerError';
   constructor(

@@ -1,7 +1,8 @@
 /**
  * MikroORM's logger, routed into pino. It also counts every SQL statement against the operation that sent it:
- * each operation's fork carries `{ opKey, requestId }` as its logger context, and MikroORM hands that context to
- * `logQuery` for every statement, whatever the debug mode.
+ * each operation's reader (and its fork, when it makes one) carries `{ opKey, requestId }` as its logger context,
+ * handed to `logQuery` for every statement (by src/db/sql.ts for hand-written ones, by MikroORM for its own),
+ * whatever the debug mode.
  */
 import { stripVTControlCharacters } from 'node:util';
 import { DefaultLogger, type LogContext, type LoggerOptions } from '@mikro-orm/core';

@@ -3,8 +3,8 @@
  *
  * MikroORM's `em.execute` and QueryBuilder inline parameter values into the SQL text (escaped, client-side). For
  * statements that carry client-supplied values (filters, cursors, search strings) we send them as PostgreSQL bind
- * parameters instead, through knex on the operation's connection (its transaction, when there is one), and count
- * them against the operation like every ORM statement.
+ * parameters instead, on the pg connection knex's pool lends (or the operation's transaction holds), and count them
+ * against the operation like every ORM statement.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Knex } from '@mikro-orm/postgresql';

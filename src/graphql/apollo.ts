@@ -89,7 +89,8 @@ export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: Apollo
     allowBatchedHttpRequests: limits.allowBatchedRequests,
     // No "Did you mean ...?" hints about the schema in production error messages.
     hideSchemaDetailsFromClientErrors: nodeEnv === 'production',
-    // The app owns signals and shutdown order (DESIGN.md): Apollo must not exit the process on its own.
+    // The app owns signals and shutdown order (docs/DESIGN.md, "Shutdown"): Apollo must not exit the process
+    // on its own.
     stopOnTerminationSignals: false,
     logger: log,
     // The parser stops counting at MAX_TOKENS, so a huge document is refused before it is fully parsed.

@@ -1,6 +1,7 @@
 /**
- * The per-operation context: an EntityManager fork (made on first use), fresh loaders, services on the fork, the
- * request id and a logger that stamps it on every line. Nothing here outlives the operation.
+ * The per-operation context: the operation's reader (hand-written SQL, no fork), fresh loaders, the services on the
+ * reader, an EntityManager fork made only if a read needs one, the request id and a logger that stamps it on every
+ * line. Nothing here outlives the operation.
  */
 import type DataLoader from 'dataloader';
 import type { FastifyBaseLogger } from 'fastify';
@@ -35,9 +36,9 @@ export interface GraphQLContext {
   readonly principal: Principal | undefined;
   /** Whose rate-limit bucket this operation draws from. */
   readonly rateKey: string;
-  /** The operation's fork (made on first use): its unit of work, transactions and entity reads. */
+  /** The operation's fork, made on first use: for the reads that map rows to entities (feed, executions, events). */
   readonly em: EntityManager;
-  /** Hand-written reads of the operation (task loaders, listings, statistics) without a fork. */
+  /** The operation's reader: hand-written statements (task loaders, listings, statistics, services' transactions). */
   readonly db: OperationReader;
   /** The task columns the operation's reads need, once its document is known (undefined: every column). */
   readonly taskColumns: TaskColumns | undefined;
@@ -62,8 +63,8 @@ export interface GraphQLContext {
 }
 
 /**
- * One operation's context. The fork and the services on it are made when first asked for: a read that only
- * goes through the loaders and listings (on {@link GraphQLContext.db}) never forks.
+ * One operation's context. The fork and the services are made when first asked for; the services and the task reads
+ * work on {@link GraphQLContext.db}, so an operation that reads no executions, events or change feed never forks.
  */
 class OperationContext implements GraphQLContext {
   readonly requestId: string;
@@ -144,7 +145,8 @@ class OperationContext implements GraphQLContext {
 /**
  * Builds one operation's context. Nothing holds a connection; only transactions and statements borrow one.
  *
- * @param root the ORM's root EntityManager (never used directly: `allowGlobalContext` is off).
+ * @param root the ORM's root EntityManager: the reader's connections, and what forks are made of (never used for
+ *   entity work itself: `allowGlobalContext` is off).
  */
 export function createContext(
   root: EntityManager,

@@ -1,6 +1,7 @@
 /**
- * Errors: the closed set of codes from API.md, `AppError` with named factories, and the one `formatError` that
- * lets deliberate errors through, maps known database failures to codes and masks everything else.
+ * Errors: the closed set of codes of docs/API.md ("Errors"), `AppError` with named factories, and the one
+ * `formatError` that lets deliberate errors through, maps known database failures to codes and masks everything
+ * else.
  */
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';

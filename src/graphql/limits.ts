@@ -1,7 +1,8 @@
 /**
  * Operation limits, checked after validation and before execution, so a refused operation costs no SQL: depth,
- * aliases, directives and an estimated cost (API.md: each field costs 1; the selection under a connection counts
- * `first`/`last` times, default 50; other lists count once). The token limit is enforced by the parser itself.
+ * aliases, directives and an estimated cost (docs/API.md, "Operation limits": each field costs 1; the selection
+ * under a connection counts `first`/`last` times, default 50; other lists count once). The token limit is enforced
+ * by the parser itself.
  */
 import {
   Kind,

@@ -1,5 +1,5 @@
 /**
- * The instance's one LISTEN connection (SCALE.md, "Subscriptions across instances"): a direct, non-pooled
+ * The instance's one LISTEN connection (docs/DESIGN.md, "Subscriptions across instances"): a direct, non-pooled
  * node-postgres client on `LISTEN task_events`. A notification carries no data; it only wakes the hub, which reads
  * the change feed itself. Notifications sent while the connection is down are lost, so every (re)connect wakes the
  * hub too, and the hub's safety poll covers the time in between: a lost listener delays events, never drops them.

@@ -169,8 +169,8 @@ export class SubscriptionWsServer {
               rateKey: connection.rateKey,
             });
           let current = build();
-          // Resolvers see one context object; behind it, every event gets a fresh fork and fresh loaders, so a
-          // long-lived subscription neither grows an identity map nor serves a task from a stale cache.
+          // Resolvers see one context object; behind it, every event gets a fresh context (fresh loaders, a fresh
+          // fork if it needs one), so a long-lived subscription neither grows an identity map nor serves a stale task.
           const contextValue = new Proxy({} as GraphQLContext, { get: (_target, key) => Reflect.get(current, key) as unknown });
           bindFeedScope(contextValue, { hub, beforeEach: () => (current = build()) });
           connection.log.info({ subscriptionId: id, operation: name, cost }, 'subscription started');

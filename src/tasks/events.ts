@@ -52,7 +52,7 @@ export function diff(before: Snapshot, after: Snapshot): JsonObject {
   return changes;
 }
 
-/** The next `updatedAt`: now, but always strictly after the previous value (API.md). */
+/** The next `updatedAt`: now, but always strictly after the previous value (docs/API.md, "Versions and events"). */
 export function nextUpdatedAt(previous: Date, now = Date.now()): Date {
   return new Date(Math.max(now, previous.getTime() + 1));
 }

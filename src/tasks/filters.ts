@@ -46,7 +46,8 @@ const TRUE: Sql = { text: 'true', params: [] };
 const FALSE: Sql = { text: 'false', params: [] };
 
 /**
- * The blocked test of API.md, in one place: some dependency of `t` is not COMPLETED.
+ * The blocked test of docs/API.md ("Dependencies and parents"), in one place: some dependency of `t` is not
+ * COMPLETED.
  * Shared with the statistics so `blocked` there means exactly what `isBlocked` means here.
  */
 export const IS_BLOCKED_SQL =
@@ -57,7 +58,8 @@ export const IS_BLOCKED_SQL =
  * `t.<column> = ?` for one value, `t.<column> = any(?::<type>[])` with the values as one array parameter for more
  * (PostgreSQL reads `in (...)` as the latter): the statement's text does not depend on how many values there are,
  * so it is prepared once (src/db/driver.ts). One value stays an equality: an index on (column, order key) then
- * serves the page in order, which a `= any` does not. An empty list matches nothing (API contract).
+ * serves the page in order, which a `= any` does not. An empty list matches nothing (docs/API.md, "Filters and
+ * orders").
  */
 function anyOf(column: string, values: readonly unknown[], cast = '::varchar'): Sql {
   if (values.length === 0) return FALSE;

@@ -1,5 +1,6 @@
 /**
- * The `Task` entity: one row of the `task` table. Columns are the snake_case of the GraphQL fields (API.md).
+ * The `Task` entity: one row of the `task` table. Columns are the snake_case of the GraphQL fields (docs/API.md,
+ * "Database layout").
  *
  * Enums are PostgreSQL enum types declared in rank order, so `ORDER BY priority` / `ORDER BY status` sort by the
  * contract's order and use plain b-tree indexes, and a stray value cannot be stored.

@@ -29,8 +29,9 @@ export interface InsertOptions {
 
 /**
  * Inserts `item` as task `id` (status PENDING, version 1, created and updated `now`) and its CREATED event by
- * `actor` with the same changes the ORM path records, unless a task `id` exists already (then that row is returned;
- * checked only for a client id) or the parent does not exist. Outside a transaction, `tx` is the operation's reader: the statement commits alone.
+ * `actor` (its changes: title, type, priority, status, assignee, parentId), unless a task `id` exists already (then
+ * that row is returned; checked only for a client id) or the parent does not exist. Outside a transaction, `tx` is
+ * the operation's reader: the statement commits alone.
  *
  * Races the statement leaves to its caller, as PostgreSQL reports them: a concurrent insert of the same client id
  * fails this one on the primary key (UniqueConstraintViolationException), and a parent deleted after the statement

@@ -1,7 +1,7 @@
 /**
  * The task listings: `tasks` (one page, forwards or backwards), `Task.subtasks` (the first pages of many parents
- * in one statement), their counts, and `Task.subtaskSummary`. Every statement goes through the operation's
- * EntityManager (so it is counted and sees its transaction), and every loaded row becomes a plain `TaskRecord`
+ * in one statement), their counts, and `Task.subtaskSummary`. Every statement runs on the operation's reader (so
+ * it is counted and logged with the operation), and every loaded row becomes a plain `TaskRecord`
  * (no identity map: see task.record.ts) primed into the operation's `taskById` loader.
  */
 import DataLoader from 'dataloader';
@@ -84,7 +84,7 @@ export function prepareListing(args: ListArgs): PreparedListing {
 export class TaskListing {
   constructor(private readonly ctx: ListingContext) {}
 
-  /** Runs one statement with bind parameters on the operation's fork (its transaction, its statement count). */
+  /** Runs one statement with bind parameters on the operation's reader (counted against the operation). */
   private run<T>(text: string, params: unknown[]): Promise<T[]> {
     return query<T>(this.ctx.db, { text, params });
   }

@@ -1,6 +1,7 @@
 /**
- * DataLoaders of one operation, built on that operation's fork: concurrent reads of one kind become one SQL
- * statement for the whole batch (tasks by id, dependencies, dependents, executions and events by id).
+ * DataLoaders of one operation, built on that operation's reader (executions and events by id on its fork):
+ * concurrent reads of one kind become one SQL statement for the whole batch (tasks by id, dependencies, dependents,
+ * executions and events by id).
  *
  * Tasks are read as plain {@link TaskRecord}s straight from hand-written SQL, not as managed entities: a read
  * needs no identity map, and building one cost more than the rest of a page of tasks together (see task.record.ts).

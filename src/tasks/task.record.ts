@@ -4,8 +4,8 @@
  * `em.map` (merge into the identity map, reference entities, snapshots) took 29-49% of the CPU of a page of 50
  * tasks in the benchmark's profiles, and kept every row alive until the operation ended.
  *
- * The managed `Task` entity (what mutations load, lock and flush) has the same fields, so it is a `TaskRecord`
- * too: resolvers serve both alike.
+ * Mutations return records too, mapped from the rows their statements lock and write (task.writes.ts); the `Task`
+ * entity, which describes the table for the migrations, has the same fields.
  */
 import type { Platform } from '@mikro-orm/core';
 import type { JsonObject, TaskPriority, TaskStatus, TaskType } from './task.entity.js';

@@ -75,7 +75,7 @@ export const taskResolvers = {
     deleteTask: (_, { id }, ctx) => fresh(ctx, ctx.removal.delete(id)),
   },
   Node: {
-    // Tasks are plain records (task.record.ts) or managed entities; executions and events are always entities.
+    // Tasks are plain records (task.record.ts); executions and events are entities (mapped on the operation's fork).
     __resolveType: (node) => (node instanceof TaskExecution ? 'TaskExecution' : node instanceof TaskEvent ? 'TaskEvent' : 'Task'),
   },
   Task: {

@@ -1,5 +1,5 @@
 /**
- * The task service: rules and units of work. One instance per operation, on that operation's fork.
+ * The task service: rules and transactions. One instance per operation, on that operation's reader (no fork).
  * Every mutation is atomic: one transaction, or for `createTask` one statement (atomic on its own); resolvers only
  * translate arguments and results.
  */

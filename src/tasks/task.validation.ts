@@ -1,5 +1,6 @@
 /**
- * Input rules of API.md for creating and changing tasks. Each failure is a BAD_USER_INPUT naming the field.
+ * Input rules of docs/API.md ("Validation") for creating and changing tasks. Each failure is a BAD_USER_INPUT
+ * naming the field.
  */
 import { AppError } from '../graphql/errors.js';
 import type { CreateTaskInput, UpdateTaskInput } from '../graphql/generated/resolvers-types.js';
@@ -100,7 +101,7 @@ export interface NewTask {
   parentId: string | null;
 }
 
-/** Applies every rule of API.md to a create input. */
+/** Applies every rule of docs/API.md ("Validation") to a create input. */
 export function validateCreate(input: CreateTaskInput): NewTask {
   return {
     id: input.id == null ? undefined : parseId(input.id),
@@ -138,7 +139,10 @@ export interface TaskChanges {
 
 const NOT_NULLABLE = ['title', 'type', 'priority', 'tags', 'metadata', 'context', 'progress'] as const;
 
-/** Applies every rule of API.md to an update input; explicit null on a non-nullable field is refused. */
+/**
+ * Applies every rule of docs/API.md ("Validation") to an update input; explicit null on a non-nullable field is
+ * refused.
+ */
 export function validateUpdate(input: UpdateTaskInput): TaskChanges {
   for (const field of NOT_NULLABLE) {
     if (field in input && input[field] === null) throw AppError.badInput(`${field} cannot be null`, field);

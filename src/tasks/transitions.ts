@@ -1,5 +1,5 @@
 /**
- * The status machine of API.md and the field changes each transition carries with it.
+ * The status machine of docs/API.md ("Status machine") and the field changes each transition carries with it.
  */
 import { AppError } from '../graphql/errors.js';
 import type { TaskStatus } from './task.entity.js';

@@ -74,7 +74,7 @@ describe('live delivery', () => {
     expect(event!.cursor).toBe(head!.cursor);
     expect(server.logs.some((l) => l.msg === 'subscription started' && l.requestId === 'ws-conn-1')).toBe(true);
 
-    // A later event resolves the task afresh (each event gets a new fork and loaders), not from the first one's cache.
+    // A later event resolves the task afresh (each event gets a new context), not from the first one's cache.
     await server.gql(`mutation { updateTask(id: "${id}", input: { title: "renamed" }) { id } }`);
     const events = await sub.waitForEvents(2);
     expect(events[1]).toMatchObject({ kind: 'UPDATED', task: { title: 'renamed', version: 2 } });

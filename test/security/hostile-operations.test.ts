@@ -35,7 +35,8 @@ async function attempt(body: unknown): Promise<Refusal> {
 
 /**
  * Refused with exactly `code`, in under a second, without one SQL statement; with HTTP 400 when refused before
- * execution (API.md), else below 500 (a resolver's BAD_USER_INPUT comes with 200, as GraphQL over HTTP has it).
+ * execution (docs/API.md, "Status codes"), else below 500 (a resolver's BAD_USER_INPUT comes with 200, as GraphQL
+ * over HTTP has it).
  */
 async function expectRefused(body: unknown, code: string): Promise<void> {
   const { status, codes, ms, report } = await attempt(body);

@@ -6,7 +6,7 @@ const { db, server } = useServer('status');
 
 const STATUSES = ['PENDING', 'IN_PROGRESS', 'REVIEW', 'BLOCKED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 type Status = (typeof STATUSES)[number];
-// The machine of API.md, written out independently of the server's table.
+// The machine of docs/API.md ("Status machine"), written out independently of the server's table.
 const ALLOWED: Record<Status, Status[]> = {
   PENDING: ['IN_PROGRESS', 'BLOCKED', 'CANCELLED'],
   IN_PROGRESS: ['REVIEW', 'COMPLETED', 'FAILED', 'BLOCKED', 'CANCELLED', 'PENDING'],
