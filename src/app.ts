@@ -35,6 +35,23 @@ import { ReplicaMonitor } from './db/replicas-monitor.js';
 import { Subscriptions } from './subscriptions/subscriptions.js';
 import type { GraphQLSchema } from 'graphql';
 
+/** How long the emergency path gives sockets and streams to close before it returns (the process then exits). */
+const EMERGENCY_CLOSE_MS = 1000;
+
+/**
+ * Resolves with `work`'s value, or `undefined` once `ms` have passed (the work then goes on unobserved, its
+ * rejection ignored).
+ */
+async function within<T>(ms: number, work: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  work.catch(() => undefined); // a rejection after the timeout has nobody to tell
+  try {
+    return await Promise.race([work, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The life of an app, in order. */
 export type AppState = 'booting' | 'ready' | 'draining' | 'stopped';
 
@@ -196,8 +213,11 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   });
   ready.catch(() => undefined); // observed by the caller; never an unhandled rejection here
 
-  /** Closes what is open after HTTP: Apollo, the pool, the embedded database. Returns false on a timeout. */
-  const closeBackends = async (): Promise<boolean> => {
+  /**
+   * Closes what is open after HTTP: Apollo, the pool, the embedded database. Returns false when the pool did not
+   * close within `closeTimeoutMs`.
+   */
+  const closeBackends = async (closeTimeoutMs: number): Promise<boolean> => {
     let clean = true;
     guard.stop();
     stopPoolWatch?.();
@@ -205,11 +225,11 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     await replicaMonitor?.stop();
     await apollo?.stop().catch((err: unknown) => log.warn({ err }, 'apollo stop failed'));
     if (orm) {
-      const closed = await closeOrm(orm, config.database.closeTimeoutMs);
+      const closed = await closeOrm(orm, closeTimeoutMs);
       if (closed) log.info('database pool closed');
       else {
         clean = false;
-        log.warn({ timeoutMs: config.database.closeTimeoutMs }, 'database pool did not close in time');
+        log.warn({ timeoutMs: closeTimeoutMs }, 'database pool did not close in time');
       }
     }
     await embedded?.stop();
@@ -227,10 +247,15 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       for (const op of operations.snapshot()) log.warn(op, 'still in flight at emergency shutdown');
       const pool = poolStats(orm, config.database.poolMax);
       log.warn({ pool }, `pool connections in use at emergency shutdown: ${pool.used}`);
-      await subscriptions.terminate();
+      // Nothing below may hold the exit: a frozen backend makes the pool, the listener and Apollo's drain wait
+      // forever. PostgreSQL (when embedded) is told to stop at once; the rest gets a bounded moment, then is left.
+      embedded?.kill();
       http.server.closeAllConnections();
-      await Promise.race([http.close(), new Promise((r) => setTimeout(r, 1000))]);
-      await closeBackends();
+      const bestEffort = Promise.allSettled([subscriptions.terminate(), http.close()]);
+      await within(EMERGENCY_CLOSE_MS, bestEffort);
+      // Left running, not awaited: in a test process the pool still closes once its connections come back.
+      void apollo?.stop().catch(() => undefined);
+      void orm?.close(true).catch(() => undefined);
       state = 'stopped';
       log.warn('stopped after emergency shutdown');
       return { clean: false };
@@ -244,25 +269,30 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       const wasBooting = state === 'booting';
       state = 'draining';
       bootAbort.abort();
+      const delayMs = wasBooting ? 0 : config.shutdown.delayMs;
+      // Everything graceful (delay, drain, closing) fits in delay + grace; past that the emergency path ends it.
+      const deadline = started + delayMs + config.shutdown.graceMs;
+      const left = () => Math.max(0, deadline - Date.now());
       log.info({ delayMs: config.shutdown.delayMs, graceMs: config.shutdown.graceMs }, 'shutdown started: readiness is now 503');
-      if (config.shutdown.delayMs > 0 && !wasBooting) await new Promise((r) => setTimeout(r, config.shutdown.delayMs));
-      // WebSockets first (1001 Going Away, the listener closed): they would hold the HTTP server open otherwise.
-      await subscriptions.close();
-      let timer: NodeJS.Timeout | undefined;
-      const drained = await Promise.race([
-        // Requests first; then executions that outlived their response (OPERATION_TIMEOUT_MS answers).
-        http.close().then(() => operations.idle()).then(() => true),
-        new Promise<false>((r) => (timer = setTimeout(() => r(false), config.shutdown.graceMs))),
-      ]);
-      clearTimeout(timer);
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      const drained = await within(
+        left(),
+        // WebSockets first (1001 Going Away, the listener closed): they would hold the HTTP server open otherwise.
+        // Then requests; then executions that outlived their response (OPERATION_TIMEOUT_MS answers).
+        subscriptions.close().then(() => http.close()).then(() => operations.idle()).then(() => true),
+      );
       if (emergency) return emergency;
       if (!drained) return emergencyStop(`operations still running after SHUTDOWN_GRACE_MS (${config.shutdown.graceMs} ms)`);
       log.info({ inFlight: operations.size }, 'http server closed; in-flight operations drained');
-      await ready.catch(() => undefined);
-      const clean = await closeBackends();
+      const closed = await within(
+        left(),
+        ready.catch(() => undefined).then(() => closeBackends(Math.min(config.database.closeTimeoutMs, left()))),
+      );
+      if (emergency) return emergency;
+      if (closed === undefined) return emergencyStop(`closing the database took past SHUTDOWN_GRACE_MS (${config.shutdown.graceMs} ms)`);
       state = 'stopped';
-      log.info({ shutdownMs: Date.now() - started }, clean ? 'shutdown complete' : 'shutdown finished with timeouts');
-      return { clean };
+      log.info({ shutdownMs: Date.now() - started }, closed ? 'shutdown complete' : 'shutdown finished with timeouts');
+      return { clean: closed };
     })();
     return stopping;
   };

@@ -1,6 +1,6 @@
 /**
- * Entry point: read the configuration, build the app, wire signals. SIGTERM/SIGINT run the graceful shutdown
- * (exit 0, or 1 if the emergency path ran); a second signal goes straight to the emergency path.
+ * Entry point: read the configuration, build the app, wire signals. SIGTERM/SIGINT/SIGHUP run the graceful
+ * shutdown (exit 0, or 1 if the emergency path ran); a second signal goes straight to the emergency path.
  */
 import { loadConfigOrExit } from './config.js';
 import { createLogger } from './logger.js';

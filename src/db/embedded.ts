@@ -7,6 +7,7 @@
  * would cut the graceful drain short. Here the app's shutdown sequence decides when PostgreSQL stops.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -37,6 +38,11 @@ export interface EmbeddedPostgres {
   readonly dataDir: string;
   /** Stops PostgreSQL (fast shutdown, then immediate after 10 s). Idempotent. */
   stop(): Promise<void>;
+  /**
+   * The emergency path: asks PostgreSQL for an immediate shutdown and returns at once, waiting for nothing.
+   * Committed transactions are safe (they are in the WAL); the next start recovers.
+   */
+  kill(): void;
 }
 
 export interface EmbeddedOptions {
@@ -157,6 +163,42 @@ async function initialise(bin: Binaries, dataDir: string, owner: Owner | undefin
   return password;
 }
 
+/**
+ * The watchdog, run as `node -e WATCHDOG <postmaster pid>` in its own session. It holds the read end of a pipe
+ * whose write end only the server has, so the pipe closes when the server's process ends for any reason (SIGKILL,
+ * the OOM killer, a crash), and the watchdog then stops PostgreSQL: fast shutdown, immediate after 3 s. A server
+ * that stops PostgreSQL itself writes `release` first. Plain JavaScript: it runs on bare node, without tsx.
+ */
+const WATCHDOG = `
+const pid = Number(process.argv[1]);
+let released = false;
+const signal = (name) => { try { process.kill(pid, name); return true; } catch { return false; } };
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (text) => { if (text.includes('release')) released = true; });
+process.stdin.on('close', () => {
+  if (released || !signal('SIGINT')) process.exit(0);
+  const started = Date.now();
+  setInterval(() => {
+    if (!signal(0)) process.exit(0);
+    if (Date.now() - started > 3000) signal('SIGQUIT');
+  }, 50);
+});
+`;
+
+/** Starts the watchdog over `pid`; the returned function releases it (PostgreSQL is being stopped by us). */
+function startWatchdog(pid: number): () => void {
+  const watchdog = spawn(process.execPath, ['-e', WATCHDOG, String(pid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  // Neither the process nor its pipe may keep the server's event loop alive.
+  watchdog.unref();
+  // A child's stdio pipe is a net.Socket at run time, though typed as a Writable.
+  const pipe = watchdog.stdin as Socket;
+  pipe.unref();
+  pipe.on('error', () => undefined); // a watchdog that died already: nothing to release
+  return () => {
+    if (!pipe.destroyed) pipe.end('release\n');
+  };
+}
+
 function waitUntilReady(child: ChildProcess, log: Logger): Promise<void> {
   return new Promise((resolve, reject) => {
     let output = '';
@@ -207,10 +249,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   // Last resort if the process dies without running its shutdown: a synchronous signal, no async work.
   const killOnExit = () => child.kill('SIGQUIT');
   process.once('exit', killOnExit);
+  // For every other way this process can end (SIGKILL included), from the start on.
+  const releaseWatchdog = child.pid === undefined ? () => undefined : startWatchdog(child.pid);
   try {
     await waitUntilReady(child, log);
   } catch (err) {
     process.off('exit', killOnExit);
+    releaseWatchdog();
     throw err;
   }
 
@@ -234,6 +279,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         process.off('exit', killOnExit);
+        releaseWatchdog();
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         const timer = setTimeout(() => child.kill('SIGQUIT'), 10_000);
         child.once('exit', () => {
@@ -244,6 +290,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
         child.kill('SIGINT'); // PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint, exit
       });
       return stopping;
+    },
+    kill() {
+      // The watchdog stays armed: if this process exits before PostgreSQL has, it still sees it through.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
     },
   };
 }

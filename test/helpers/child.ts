@@ -27,6 +27,9 @@ export interface ChildServer {
   url(): Promise<string>;
   /** Resolves when the server logs "ready". */
   ready(): Promise<void>;
+  /** The server's own process id, from its log lines (under `npm start` it is not `proc.pid`). */
+  serverPid(): Promise<number>;
+  /** Resolves once the process has exited and its output is read to the end (under `npm start`: npm's exit). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal: NodeJS.Signals): void;
   /** Signals the server's whole process group, as a Ctrl-C in a terminal does (needs `group: true`). */
@@ -36,10 +39,14 @@ export interface ChildServer {
 /**
  * Starts `src/main.ts` with exactly `env` (plus PATH and HOME), on a free port. With `group`, the server leads its
  * own process group, like a command started from a shell. With `compiled`, it runs the build instead
- * (`dist/src/main.js`, as `npm run start:prod` does; `npm run build` must have run).
+ * (`dist/src/main.js`, as `npm run start:prod` does; `npm run build` must have run). With `npm`, it runs
+ * `npm start` itself, so npm (and the shell it starts) sit between the test and the server, as in a terminal.
  */
-export function spawnServer(env: Record<string, string>, { group = false, compiled = false } = {}): ChildServer {
-  const proc = spawn(process.execPath, compiled ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'], {
+export function spawnServer(env: Record<string, string>, { group = false, compiled = false, npm = false } = {}): ChildServer {
+  const [command, args] = npm
+    ? ['npm', ['start']]
+    : [process.execPath, compiled ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts']];
+  const proc = spawn(command, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', LOG_PRETTY: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -66,8 +73,12 @@ export function spawnServer(env: Record<string, string>, { group = false, compil
     }
   });
   proc.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+  // 'close', not 'exit': it comes once the output is read to its end, and once every process holding the pipes
+  // (the server under `npm start`, too) has gone.
+  let closed = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.once('exit', (code, signal) => {
+    proc.once('close', (code, signal) => {
+      closed = true;
       for (const w of watchers) w();
       resolve({ code, signal });
     }),
@@ -80,7 +91,7 @@ export function spawnServer(env: Record<string, string>, { group = false, compil
         if (found) {
           cleanup();
           resolve(found);
-        } else if (proc.exitCode !== null || proc.signalCode !== null) {
+        } else if (closed) {
           cleanup();
           reject(new Error(`server exited before logging ${what}; stderr: ${err.slice(-2000)}`));
         }
@@ -104,6 +115,7 @@ export function spawnServer(env: Record<string, string>, { group = false, compil
     line,
     url: async () => String((await line((l) => typeof l.url === 'string', 'the listening line')).url),
     ready: async () => void (await line((l) => l.msg === 'ready', 'ready')),
+    serverPid: async () => Number((await line((l) => typeof l.pid === 'number', 'a line with the pid')).pid),
     exited,
     kill: (signal) => proc.kill(signal),
     killGroup: (signal) => process.kill(-proc.pid!, signal),
