@@ -36,7 +36,7 @@ import { Subscriptions } from './subscriptions/subscriptions.js';
 import type { GraphQLSchema } from 'graphql';
 
 /** How long the emergency path gives sockets and streams to close before it returns (the process then exits). */
-const EMERGENCY_CLOSE_MS = 1000;
+const EMERGENCY_CLOSE_MS = 500;
 
 /**
  * Resolves with `work`'s value, or `undefined` once `ms` have passed (the work then goes on unobserved, its
@@ -75,7 +75,7 @@ export interface App {
   state(): AppState;
   /** The ORM once booted. */
   orm(): MikroORM | undefined;
-  /** Graceful shutdown (DESIGN.md); idempotent: every call returns the same result. */
+  /** Graceful shutdown (docs/DESIGN.md, "Shutdown"); idempotent: every call returns the same result. */
   stop(): Promise<StopResult>;
   /** Skips what is left of the drain: logs what is still running, closes everything, resolves `clean: false`. */
   emergencyStop(reason: string): Promise<StopResult>;
