@@ -10,6 +10,7 @@ import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { createClient as createWsClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { maskKnownSecrets, maskUrl } from '../src/secrets.js';
 import { WatchTaskEventsDocument, type WatchTaskEventsSubscription, type WatchTaskEventsSubscriptionVariables } from './generated/graphql.js';
 
 export * from './generated/graphql.js';
@@ -64,6 +65,8 @@ export interface TaskTrackerClient {
 /** Creates a client. */
 export function createClient(options: ClientOptions): TaskTrackerClient {
   const doFetch = options.fetch ?? fetch;
+  // Messages are printed by the CLI: never the URL's password, nor the token (fetch quotes both in its errors).
+  const url = maskUrl(options.url);
   let minLsn = options.minLsn !== undefined && lsnValue(options.minLsn) !== undefined ? options.minLsn : undefined;
   /** Keeps the highest position: responses may arrive out of order. */
   const remember = (received: string | null) => {
@@ -88,21 +91,21 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
           body: JSON.stringify({ query: print(document), variables }),
         });
       } catch (err) {
-        throw new TaskTrackerError(`Cannot reach ${options.url}: ${(err as Error).message}`, 'UNREACHABLE');
+        throw new TaskTrackerError(`Cannot reach ${url}: ${maskKnownSecrets((err as Error).message, [options.token])}`, 'UNREACHABLE');
       }
       remember(res.headers.get(MIN_LSN_HEADER));
       let body: GraphQLResponse<never>;
       try {
         body = (await res.json()) as GraphQLResponse<never>;
       } catch {
-        throw new TaskTrackerError(`${options.url} answered HTTP ${res.status} without a GraphQL response`, 'BAD_RESPONSE', {}, res.status);
+        throw new TaskTrackerError(`${url} answered HTTP ${res.status} without a GraphQL response`, 'BAD_RESPONSE', {}, res.status);
       }
       const first = body.errors?.[0];
       if (first) {
         const { code, ...rest } = first.extensions ?? {};
         throw new TaskTrackerError(first.message, typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', rest, res.status);
       }
-      if (body.data == null) throw new TaskTrackerError(`${options.url} answered HTTP ${res.status} without data`, 'BAD_RESPONSE', {}, res.status);
+      if (body.data == null) throw new TaskTrackerError(`${url} answered HTTP ${res.status} without data`, 'BAD_RESPONSE', {}, res.status);
       return body.data;
     },
   };
@@ -157,7 +160,8 @@ export function watchTaskEvents(
       error: (err) => {
         const first = Array.isArray(err) ? (err[0] as { message: string; extensions?: Record<string, unknown> } | undefined) : undefined;
         const closed = err as { code?: number; reason?: string };
-        const message = first?.message ?? (err instanceof Error ? err.message : `connection closed: ${closed.code ?? ''} ${closed.reason ?? ''}`.trim());
+        const message =
+          first?.message ?? (err instanceof Error ? maskKnownSecrets(err.message, [options.token]) : `connection closed: ${closed.code ?? ''} ${closed.reason ?? ''}`.trim());
         const code = typeof first?.extensions?.code === 'string' ? first.extensions.code : closed.code === 4401 ? 'UNAUTHENTICATED' : 'UNREACHABLE';
         handlers.error?.(new TaskTrackerError(message, code, first?.extensions ?? {}));
       },

@@ -3,8 +3,11 @@
  *
  * Every variable is validated here once, at boot; a bad value stops the process with one line that names the
  * variable and what it accepts. The result is deeply frozen so nothing can change it behind the app's back.
+ * That line never holds a secret: a refused URL is shown with its password masked, and a refused secret is not
+ * shown at all, only what is wrong with it (logs are shipped and kept).
  */
 import { z } from 'zod';
+import { maskUrl, maskUrlList } from './secrets.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -23,17 +26,29 @@ const bool = z
 
 const nonEmpty = z.string().trim().min(1, { message: 'must not be empty' });
 
-const postgresUrl = nonEmpty.refine(
-  (v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'postgres:' || u.protocol === 'postgresql:';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'expected a URL like postgres://user:pass@host:5432/db' },
-);
+const postgresUrl = nonEmpty.superRefine((v, ctx) => {
+  const u = URL.canParse(v) ? new URL(v) : undefined;
+  if (u?.protocol !== 'postgres:' && u?.protocol !== 'postgresql:') {
+    ctx.addIssue({ code: 'custom', message: 'expected a URL like postgres://user:pass@host:5432/db' });
+    return;
+  }
+  // The driver decodes these parts; a stray `%` would otherwise fail the boot later with a bare "URI malformed".
+  try {
+    for (const part of [u.username, u.password, u.pathname]) decodeURIComponent(part);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'its user name, password or database name has a % not followed by two hex digits (write % as %25)' });
+  }
+});
+
+/**
+ * A secret of at least `min` characters. Its error says how long it is and what it needs, never any of its text.
+ *
+ * @param purpose why the minimum, appended to the message.
+ */
+const secret = (schema: z.ZodString, min: number, purpose: string) =>
+  schema.superRefine((v, ctx) => {
+    if (v.length < min) ctx.addIssue({ code: 'custom', message: `is ${v.length} characters; needs at least ${min}${purpose}` });
+  });
 
 /** The raw environment schema: names and defaults as in API.md's configuration table. */
 const envSchema = z.object({
@@ -68,8 +83,8 @@ const envSchema = z.object({
   MAX_QUERY_DEPTH: int(1, 1000).default(10),
   MAX_ALIASES: int(0, 10_000).default(20),
   MAX_QUERY_COST: int(1).default(10_000),
-  METRICS_TOKEN: z.string().trim().min(16, { message: 'must be at least 16 characters' }).optional(),
-  AUTH_JWT_SECRET: z.string().min(32, { message: 'must be at least 32 characters (HS256 key)' }).optional(),
+  METRICS_TOKEN: secret(z.string().trim(), 16, ' (leading and trailing blanks do not count)').optional(),
+  AUTH_JWT_SECRET: secret(z.string(), 32, ' (an HS256 key)').optional(),
   AUTH_JWKS_URL: nonEmpty.url({ message: 'expected an http(s) URL of a JWKS' }).optional(),
   AUTH_ISSUER: nonEmpty.optional(),
   AUTH_AUDIENCE: nonEmpty.optional(),
@@ -91,6 +106,23 @@ const envSchema = z.object({
   DB_REPLICA_MAX_LAG_MS: int(100, 3_600_000).default(5000),
   DB_REPLICA_WAIT_MS: int(0, 10_000).default(50),
 });
+
+/** Settings whose value is never echoed: an error says only what is wrong with it. */
+const SECRETS: ReadonlySet<string> = new Set(['AUTH_JWT_SECRET', 'METRICS_TOKEN', 'POSTGRES_PASSWORD']);
+
+/** Settings that may hold a URL with a password: echoed with it masked. */
+const URLS: Readonly<Record<string, (value: string) => string>> = {
+  DATABASE_URL: maskUrl,
+  DATABASE_MIGRATION_URL: maskUrl,
+  DATABASE_REPLICA_URLS: maskUrlList,
+  AUTH_JWKS_URL: maskUrl,
+};
+
+/** ` (got "<value>")` for an error line: masked for a URL, nothing for a secret or an unset variable. */
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined || SECRETS.has(name)) return '';
+  return ` (got ${JSON.stringify(URLS[name]?.(value) ?? value)})`;
+}
 
 /** Where the database comes from: a URL the operator gave, or the embedded PostgreSQL the server starts itself. */
 export type DatabaseSource =
@@ -236,7 +268,8 @@ function databaseSource(env: z.infer<typeof envSchema>): DatabaseSource {
  * Reads and validates the configuration.
  *
  * @param env the environment to read; defaults to `process.env` (tests pass their own object).
- * @throws ConfigError naming the first invalid variable and what it accepts.
+ * @throws ConfigError naming the first invalid variable and what it accepts (never the value of a secret, nor the
+ *   password of a URL).
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means "unset", as shells and compose files commonly write it.
@@ -245,8 +278,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? 'environment');
-    const shown = cleaned[name] === undefined ? '' : ` (got ${JSON.stringify(cleaned[name])})`;
-    throw new ConfigError(`Invalid ${name}${shown}: ${issue?.message ?? 'invalid value'}`);
+    throw new ConfigError(`Invalid ${name}${shown(name, cleaned[name])}: ${issue?.message ?? 'invalid value'}`);
   }
   const e = parsed.data;
   if (e.DB_POOL_MIN > e.DB_POOL_MAX) {

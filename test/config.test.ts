@@ -100,3 +100,48 @@ describe('read replica configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 });
+
+describe('error lines never hold a secret', () => {
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error(`accepted ${JSON.stringify(env)}`);
+  };
+
+  it.each([
+    ['AUTH_JWT_SECRET', 'S3cretXYZ', /^Invalid AUTH_JWT_SECRET: is 9 characters; needs at least 32 \(an HS256 key\)$/],
+    ['METRICS_TOKEN', '  S3cretXYZ  ', /^Invalid METRICS_TOKEN: is 9 characters; needs at least 16 \(leading and trailing blanks do not count\)$/],
+    ['DATABASE_URL', 'mysql://admin:S3cretXYZ@host/x', /^Invalid DATABASE_URL \(got "mysql:\/\/admin:\*\*\*@host\/x"\): expected a URL like postgres:/],
+    ['DATABASE_URL', 'postgres://admin:S3cretXYZ@host:99999/x', /^Invalid DATABASE_URL \(got "postgres:\/\/admin:\*\*\*@host:99999\/x"\): expected a URL/],
+    ['DATABASE_URL', ' postgres://admin:S3cret#XYZ@host/x', /^Invalid DATABASE_URL \(got " postgres:\/\/admin:\*\*\*@host\/x"\): expected a URL/],
+    ['DATABASE_URL', 'admin:S3cretXYZ@host/x', /^Invalid DATABASE_URL \(got "admin:\*\*\*@host\/x"\): expected a URL/],
+    ['DATABASE_URL', 'host=h password=S3cretXYZ', /^Invalid DATABASE_URL \(got "host=h password=\*\*\*"\): expected a URL/],
+    ['DATABASE_MIGRATION_URL', 'mysql://m:S3cretXYZ@host/x', /^Invalid DATABASE_MIGRATION_URL \(got "mysql:\/\/m:\*\*\*@host\/x"\)/],
+    ['DATABASE_REPLICA_URLS', 'postgres://r:S3cretXYZ@r1/db,mysql://r:S3cret,XYZ@r2/db', /^Invalid DATABASE_REPLICA_URLS \(got "postgres:\/\/r:\*\*\*@r1\/db,mysql:\/\/r:\*\*\*@r2\/db"\)/],
+    ['AUTH_JWKS_URL', 'https://k:S3cretXYZ@[bad/jwks', /^Invalid AUTH_JWKS_URL \(got "https:\/\/k:\*\*\*@\[bad\/jwks"\)/],
+  ])('refuses %s=%s naming what is wrong, not the secret', (name, value, message) => {
+    const line = refusal({ [name]: value });
+    expect(line).toMatch(message);
+    expect(line).not.toMatch(/S3cret|XYZ/);
+  });
+
+  it('refuses a stray % in a URL\'s password, which would fail the boot later, without showing the password', () => {
+    const line = refusal({ DATABASE_URL: 'postgres://admin:S3cret%zzXYZ@host/x' });
+    expect(line).toBe('Invalid DATABASE_URL (got "postgres://admin:***@host/x"): its user name, password or database name has a % not followed by two hex digits (write % as %25)');
+    expect(loadConfig({ DATABASE_URL: 'postgres://admin:S3cret%25XYZ@host/x' }).database.source).toMatchObject({ kind: 'url' });
+  });
+
+  it('shows a URL without a password as given', () => {
+    expect(refusal({ DATABASE_URL: 'mysql://host:3306/x?a=b@c' })).toMatch(/^Invalid DATABASE_URL \(got "mysql:\/\/host:3306\/x\?a=b@c"\)/);
+  });
+
+  it('never shows POSTGRES_PASSWORD, whichever POSTGRES_* piece is refused', () => {
+    const line = refusal({ POSTGRES_HOST: 'h', POSTGRES_PORT: 'abc', POSTGRES_PASSWORD: 'S3cretXYZ' });
+    expect(line).toMatch(/^Invalid POSTGRES_PORT \(got "abc"\): expected a whole number/);
+    expect(line).not.toMatch(/S3cret/);
+  });
+});
