@@ -16,6 +16,11 @@ export interface Principal {
   readonly subject: string;
   readonly scopes: ReadonlySet<string>;
   readonly canWrite: boolean;
+  /**
+   * When the token expires (its `exp`, in milliseconds since the epoch); undefined for a token without `exp`. A
+   * WebSocket connection is closed then, since it is authenticated once (HTTP verifies the token on every request).
+   */
+  readonly expiresAt?: number;
 }
 
 function scopesOf(payload: JWTPayload): Set<string> {
@@ -70,6 +75,8 @@ export class Authenticator {
       throw unauthenticated('The token has no subject (sub)');
     }
     const scopes = scopesOf(payload);
-    return { subject: payload.sub, scopes, canWrite: scopes.has(WRITE_SCOPE) };
+    // jose has checked that a present `exp` is a number and still ahead.
+    const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+    return { subject: payload.sub, scopes, canWrite: scopes.has(WRITE_SCOPE), expiresAt };
   }
 }

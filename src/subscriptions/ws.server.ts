@@ -7,7 +7,8 @@
  *   a new one) that every log line of its operations carries.
  * - Authentication (when on): the same bearer token as HTTP, in the `connection_init` payload
  *   (`{ "authorization": "Bearer <JWT>" }`) or in the upgrade request's `Authorization` header; a missing or bad
- *   token closes the socket with 4401 Unauthorized.
+ *   token closes the socket with 4401 Unauthorized, and so does the token's `exp` when it passes (the token is
+ *   checked once, at `connection_init`): the client reconnects with a fresh token and resumes with `after`.
  * - Every subscription passes the checks of src/subscriptions/ws.checks.ts; errors are masked like HTTP ones.
  * - Shutdown: `close()` closes every socket with 1001 Going Away (clients reconnect, to another instance), and
  *   cuts the ones that do not finish the closing handshake in time.
@@ -36,6 +37,8 @@ export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 50;
 /** How long `close()` waits for clients to answer the close frame before cutting their sockets. */
 const CLOSE_HANDSHAKE_MS = 1000;
 const UNAUTHORIZED = 4401;
+/** setTimeout's longest delay (2^31-1 ms, about 24.8 days): a longer one fires at once, with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Per connection, beside graphql-ws's own `socket` and `request`. */
 interface Connection {
@@ -83,6 +86,27 @@ function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined, request: IncomingMessage): string | undefined {
   const given = params?.authorization ?? params?.Authorization;
   return typeof given === 'string' ? given : request.headers.authorization;
+}
+
+/**
+ * Closes `socket` with 4401 once `expiresAt` (milliseconds since the epoch) has passed, and not after the socket
+ * closed: the connection was authenticated once, so it must not outlive its token.
+ */
+function closeAtExpiry(socket: WebSocket, expiresAt: number, log: Logger): void {
+  if (socket.readyState !== socket.OPEN) return; // it went away while the token was being checked
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const remaining = expiresAt - Date.now();
+    if (remaining > 0) {
+      // Waits at most as long as setTimeout can, then looks again; the clock is read afresh each time.
+      timer = setTimeout(arm, Math.min(remaining, MAX_TIMER_MS));
+      return;
+    }
+    log.info({ expiresAt: new Date(expiresAt).toISOString() }, 'closing the WebSocket connection: the token expired');
+    socket.close(UNAUTHORIZED, 'Unauthorized: the token expired');
+  };
+  socket.once('close', () => clearTimeout(timer));
+  arm();
 }
 
 export class SubscriptionWsServer {
@@ -142,6 +166,8 @@ export class SubscriptionWsServer {
           try {
             connection.principal = await authenticator.authenticate(authorizationOf(ctx.connectionParams, ctx.extra.request));
             connection.rateKey = `sub:${connection.principal.subject}`;
+            const { expiresAt } = connection.principal;
+            if (expiresAt !== undefined) closeAtExpiry(ctx.extra.socket, expiresAt, connection.log);
             return true;
           } catch (err) {
             const message = err instanceof AppError ? err.message : 'The token is not valid';
