@@ -21,6 +21,7 @@ import type { GraphQLContext } from './graphql/context.js';
 import { GraphQLEndpoint } from './graphql/endpoint.js';
 import { Authenticator } from './auth/authenticator.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { clientAddressResolver } from './http/client-address.js';
 import { registerPlayground } from './http/playground.js';
 import type { FastifyInstance } from 'fastify';
 import { createHttpServer } from './http/server.js';
@@ -120,12 +121,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
   const limiter = new RateLimiter(config.limits.rateLimitPointsPerMinute);
+  const clientAddress = clientAddressResolver(config.trustProxy);
   const authenticator = config.auth ? new Authenticator(config.auth) : undefined;
   const endpoint = new GraphQLEndpoint({
     operations,
     events,
     authenticator,
-    trustProxy: config.trustProxy,
+    clientAddress,
     operationTimeoutMs: config.limits.operationTimeoutMs,
     replicas,
   });
@@ -156,7 +158,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     log,
     limits: config.limits,
     nodeEnv: config.nodeEnv,
-    trustProxy: config.trustProxy,
+    clientAddress,
     authenticator,
     limiter,
     accepting: () => state === 'ready',

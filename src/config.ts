@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { maskUrl, maskUrlList } from './secrets.js';
+import { invalidProxyList, type TrustProxy } from './http/client-address.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -50,7 +51,29 @@ const secret = (schema: z.ZodString, min: number, purpose: string) =>
     if (v.length < min) ctx.addIssue({ code: 'custom', message: `is ${v.length} characters; needs at least ${min}${purpose}` });
   });
 
-/** The raw environment schema: names and defaults as in API.md's configuration table. */
+/**
+ * `TRUST_PROXY`: `false`/`0` trusts nobody; `true` one hop (the balancer in front); a whole number that many hops;
+ * anything else a comma-separated list of the proxies' addresses.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v, ctx): TrustProxy => {
+    const word = v.toLowerCase();
+    if (['false', 'no', '0'].includes(word)) return false;
+    if (['true', 'yes'].includes(word)) return 1;
+    if (/^\d+$/.test(v)) return Number(v) <= 64 ? Number(v) : (ctx.addIssue({ code: 'custom', message: 'expected at most 64 hops' }), z.NEVER);
+    const list = v.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const invalid = invalidProxyList(list);
+    if (list.length === 0 || invalid) {
+      const message = 'expected true, false, a number of proxy hops, or a comma-separated list of proxy addresses (IPs, CIDR ranges, loopback, linklocal, uniquelocal)';
+      ctx.addIssue({ code: 'custom', message: invalid ? `${message}: ${invalid}` : message });
+      return z.NEVER;
+    }
+    return list;
+  });
+
+/** The raw environment schema: names and defaults as in the README's configuration table. */
 const envSchema = z.object({
   PORT: int(0, 65535).default(4000),
   HOST: nonEmpty.default('0.0.0.0'),
@@ -94,7 +117,8 @@ const envSchema = z.object({
   OPERATION_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
   INTROSPECTION: bool.optional(),
   PLAYGROUND: bool.optional(),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: trustProxy.default(false),
+  EMBEDDED_POSTGRES: bool.optional(),
   DB_LEAK_WARNING_MS: int(100, 3_600_000).default(10_000),
   DB_PGBOUNCER: bool.default(false),
   DATABASE_MIGRATION_URL: postgresUrl.optional(),
@@ -208,8 +232,11 @@ export interface Config {
         readonly audience: string | undefined;
       }
     | undefined;
-  /** `TRUST_PROXY` (default false): take the client address from `X-Forwarded-For` (behind a balancer). */
-  readonly trustProxy: boolean;
+  /**
+   * `TRUST_PROXY` (default false): behind balancers, the client address is the `X-Forwarded-For` entry the
+   * nearest untrusted hop saw: `true` trusts one hop, a number that many, a list those addresses.
+   */
+  readonly trustProxy: TrustProxy;
   readonly limits: {
     /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
     readonly maxBodyBytes: number;
@@ -254,7 +281,12 @@ function databaseSource(env: z.infer<typeof envSchema>): DatabaseSource {
   const pieces = [env.POSTGRES_HOST, env.POSTGRES_PORT, env.POSTGRES_DATABASE, env.POSTGRES_USER, env.POSTGRES_PASSWORD];
   if (pieces.some((p) => p !== undefined)) {
     const url = new URL('postgres://localhost');
-    url.hostname = env.POSTGRES_HOST ?? 'localhost';
+    const host = env.POSTGRES_HOST ?? 'localhost';
+    // An IPv6 literal goes in brackets in a URL; the setter silently ignores what it cannot take (a space, a port).
+    url.hostname = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    if (url.hostname.replace(/^\[|\]$/g, '').toLowerCase() !== host.replace(/^\[|\]$/g, '').toLowerCase()) {
+      throw new ConfigError(`Invalid POSTGRES_HOST (got "${host}"): expected a host name or IP address (the port goes in POSTGRES_PORT)`);
+    }
     url.port = String(env.POSTGRES_PORT ?? 5432);
     url.pathname = `/${encodeURIComponent(env.POSTGRES_DATABASE ?? 'postgres')}`;
     url.username = encodeURIComponent(env.POSTGRES_USER ?? 'postgres');
@@ -285,6 +317,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid DB_POOL_MIN (got "${e.DB_POOL_MIN}"): must not exceed DB_POOL_MAX (${e.DB_POOL_MAX})`);
   }
   const source = databaseSource(e);
+  if (source.kind === 'embedded' && (e.EMBEDDED_POSTGRES === false || (e.NODE_ENV === 'production' && e.EMBEDDED_POSTGRES !== true))) {
+    // In production a database inside the container vanishes with it at the next deploy: never a silent default.
+    const why = e.EMBEDDED_POSTGRES === false ? 'EMBEDDED_POSTGRES=false' : 'with NODE_ENV=production the embedded PostgreSQL starts only with EMBEDDED_POSTGRES=true';
+    throw new ConfigError(`No database configured: set DATABASE_URL, or POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DATABASE, POSTGRES_USER and POSTGRES_PASSWORD (${why})`);
+  }
+  if (source.kind === 'url' && e.EMBEDDED_POSTGRES === true) {
+    const given = e.DATABASE_URL ? 'DATABASE_URL' : 'POSTGRES_*';
+    throw new ConfigError(`Invalid EMBEDDED_POSTGRES (got "true"): ${given} is set too; unset one of them`);
+  }
   // Behind PgBouncer, migrations and LISTEN need a connection that bypasses it (they hold session state).
   if (e.DB_PGBOUNCER && (source.kind !== 'url' || !e.DATABASE_MIGRATION_URL)) {
     throw new ConfigError(

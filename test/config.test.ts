@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 
 describe('configuration', () => {
-  it('has the defaults of API.md and chooses the embedded PostgreSQL when nothing is configured', () => {
+  it('has the defaults of the README configuration table and chooses the embedded PostgreSQL when nothing is configured', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       port: 4000,
@@ -20,6 +20,31 @@ describe('configuration', () => {
       log: { level: 'info' },
       limits: { maxBodyBytes: 16777216, rateLimitPointsPerMinute: 0, maxQueryDepth: 10, maxAliases: 20, maxQueryCost: 10000 },
     });
+  });
+
+  it('starts the embedded PostgreSQL in production only when asked for, and never beside a configured database', () => {
+    const refused = () => loadConfig({ NODE_ENV: 'production' });
+    expect(refused).toThrow(ConfigError);
+    expect(refused).toThrow(/^No database configured: set DATABASE_URL, or POSTGRES_HOST, .*EMBEDDED_POSTGRES=true/);
+    expect(loadConfig({ NODE_ENV: 'production', EMBEDDED_POSTGRES: 'true' }).database.source.kind).toBe('embedded');
+    expect(loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://a@h/d' }).database.source.kind).toBe('url');
+    expect(() => loadConfig({ EMBEDDED_POSTGRES: 'false' })).toThrow(/^No database configured: .*EMBEDDED_POSTGRES=false/);
+    expect(() => loadConfig({ EMBEDDED_POSTGRES: 'true', DATABASE_URL: 'postgres://a@h/d' })).toThrow(/^Invalid EMBEDDED_POSTGRES .*DATABASE_URL is set too/);
+  });
+
+  it('reads TRUST_PROXY as off, one hop, a number of hops, or proxy addresses', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, loopback' }).trustProxy).toEqual(['10.0.0.0/8', 'loopback']);
+    expect(() => loadConfig({ TRUST_PROXY: 'my-balancer' })).toThrow(/^Invalid TRUST_PROXY \(got "my-balancer"\): expected true, false, a number of proxy hops/);
+  });
+
+  it('refuses a POSTGRES_HOST a URL cannot carry instead of connecting somewhere else', () => {
+    expect(() => loadConfig({ POSTGRES_HOST: 'db.internal:6543' })).toThrow(/^Invalid POSTGRES_HOST \(got "db.internal:6543"\): .*POSTGRES_PORT/);
+    expect(() => loadConfig({ POSTGRES_HOST: 'bad host' })).toThrow(/^Invalid POSTGRES_HOST/);
+    expect(new URL((loadConfig({ POSTGRES_HOST: '::1' }).database.source as { url: string }).url).hostname).toBe('[::1]');
   });
 
   it('is frozen all the way down', () => {

@@ -3,6 +3,7 @@
  * (when authentication is on), runs the operation through Apollo, and reports it when its execution has ended.
  */
 import type { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApolloServer } from '@apollo/server';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -31,8 +32,8 @@ export interface EndpointOptions {
   operations: OperationRegistry;
   events: EventEmitter;
   authenticator: Authenticator | undefined;
-  /** Take the client address from X-Forwarded-For (TRUST_PROXY). */
-  trustProxy: boolean;
+  /** The address a request comes from (`TRUST_PROXY`), for rate limiting when there is no authenticated subject. */
+  clientAddress: (request: IncomingMessage) => string;
   operationTimeoutMs: number;
   /** Read routing across replicas (DATABASE_REPLICA_URLS); undefined without replicas. */
   replicas?: ReplicaRouter | undefined;
@@ -53,12 +54,6 @@ function requestedMinLsn(request: FastifyRequest): bigint | undefined {
   return lsn;
 }
 
-/** The address a request comes from, for rate limiting when there is no authenticated subject. */
-function clientAddress(request: FastifyRequest, trustProxy: boolean): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
-  return (trustProxy && first) || request.socket.remoteAddress || 'unknown';
-}
 
 export class GraphQLEndpoint {
   private run: ReturnType<typeof graphqlHandler> | undefined;
@@ -82,12 +77,12 @@ export class GraphQLEndpoint {
 
   /** Handles one request to `/graphql` (only called once attached). */
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const { operations, events, authenticator, trustProxy } = this.options;
+    const { operations, events, authenticator, clientAddress } = this.options;
     const operation = operations.start(request.id);
     let execution: Promise<unknown> = Promise.resolve();
     try {
       const principal = authenticator ? await authenticator.authenticate(request.headers.authorization) : undefined;
-      const rateKey = principal ? `sub:${principal.subject}` : `ip:${clientAddress(request, trustProxy)}`;
+      const rateKey = principal ? `sub:${principal.subject}` : `ip:${clientAddress(request.raw)}`;
       this.callers.set(request, { operation, principal, rateKey });
       const run = this.run as NonNullable<typeof this.run>;
       const onExecution = (e: Promise<unknown>) => {

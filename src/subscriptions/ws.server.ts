@@ -52,7 +52,8 @@ export interface WsServerOptions {
   log: Logger;
   limits: Config['limits'];
   nodeEnv: string | undefined;
-  trustProxy: boolean;
+  /** The address a request comes from (`TRUST_PROXY`), for rate limiting. */
+  clientAddress: (request: IncomingMessage) => string;
   authenticator: Authenticator | undefined;
   limiter: RateLimiter;
   hub: EventHub;
@@ -76,11 +77,6 @@ function refuse(socket: Duplex, status: number, requestId: string, message: stri
   );
 }
 
-function clientAddress(request: IncomingMessage, trustProxy: boolean): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : undefined;
-  return (trustProxy && first) || request.socket.remoteAddress || 'unknown';
-}
 
 /** The bearer token: from `connection_init` (browsers cannot set upgrade headers), else the upgrade header. */
 function authorizationOf(params: Readonly<Record<string, unknown>> | undefined, request: IncomingMessage): string | undefined {
@@ -142,7 +138,7 @@ export class SubscriptionWsServer {
       return refuse(socket, 503, requestId, 'Service unavailable: the server is starting or shutting down. Try again shortly.');
     }
     const log = this.options.log.child({ requestId });
-    this.connections.set(request, { requestId, log, rateKey: `ip:${clientAddress(request, this.options.trustProxy)}` });
+    this.connections.set(request, { requestId, log, rateKey: `ip:${this.options.clientAddress(request)}` });
     this.wss.handleUpgrade(request, socket, head, (ws: WebSocket) => this.wss.emit('connection', ws, request));
   }
 

@@ -23,6 +23,17 @@ async function gql<T>(url: string, query: string): Promise<T> {
 }
 
 describe('the embedded PostgreSQL default', () => {
+  it('is refused in production unless asked for: one line naming the variables, no PostgreSQL started', async () => {
+    const dataDir = path.join(dir, 'never');
+    // A misspelled DATABASE_URL is what this guards against: the server must not quietly store data in a container.
+    const child = spawnServer({ NODE_ENV: 'production', DATABSE_URL: 'postgres://typo@db/tasks', EMBEDDED_PG_DATA_DIR: dataDir });
+    expect((await child.exited).code).toBe(1);
+    const err = child.stderr().trim().split('\n');
+    expect(err).toEqual([expect.stringMatching(/^No database configured: set DATABASE_URL, or POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DATABASE, POSTGRES_USER and POSTGRES_PASSWORD \(.*EMBEDDED_POSTGRES=true\)$/)]);
+    expect(child.lines).toEqual([]);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
   it('starts its own PostgreSQL when none is configured, keeps the data across restarts and stops it on shutdown', async () => {
     const dataDir = path.join(dir, 'pg');
     const first = spawnServer({ EMBEDDED_PG_DATA_DIR: dataDir });

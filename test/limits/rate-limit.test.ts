@@ -30,8 +30,30 @@ describe('rate limiting', () => {
       // Another actor has its own bucket; a cheap operation still fits in the first one.
       expect((await as('10.0.0.2')).status).toBe(200);
       expect((await server.gql('{ __typename }', {}, { 'x-forwarded-for': '10.0.0.1' })).status).toBe(200);
+      // A client writing its own X-Forwarded-For in front of what the balancer appends gets no fresh bucket: the
+      // address is the one the trusted hop saw.
+      const spoofed = await as('203.0.113.7, 10.0.0.1');
+      expect(spoofed.status).toBe(429);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('reads the client address as many hops from the right as TRUST_PROXY trusts, or past the listed proxies', async () => {
+    for (const [trust, spoofedFirst] of [['2', true], ['loopback, 10.0.0.0/8', true], ['1', false]] as const) {
+      const server = await startServer(db.url, { RATE_LIMIT_POINTS_PER_MINUTE: '150', TRUST_PROXY: trust });
+      try {
+        // The client wrote 198.51.100.1; a balancer at 10.0.0.5 appended 192.0.2.9 (the address it saw).
+        const chain = '198.51.100.1, 192.0.2.9, 10.0.0.5';
+        expect((await server.gql(COSTLY, {}, { 'x-forwarded-for': chain })).status).toBe(200);
+        // Two hops (or the listed proxies): the address is 192.0.2.9, whatever the client puts before it.
+        // One hop: it is 10.0.0.5, the nearest entry.
+        expect((await server.gql(COSTLY, {}, { 'x-forwarded-for': '203.0.113.50, 192.0.2.9, 10.0.0.5' })).status).toBe(429);
+        const otherActor = spoofedFirst ? '198.51.100.1, 192.0.2.77, 10.0.0.5' : '198.51.100.1, 192.0.2.9, 10.0.0.6';
+        expect((await server.gql(COSTLY, {}, { 'x-forwarded-for': otherActor })).status).toBe(200);
+      } finally {
+        await server.stop();
+      }
     }
   });
 
