@@ -12,9 +12,11 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyCors from '@fastify/cors';
 import type { Logger } from '../logger.js';
 import { AppError } from '../graphql/errors.js';
 import { bodyLimitedServer, endRefusal } from './body-limit.js';
+import { corsPluginOptions, type CorsConfig } from './cors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -55,6 +57,8 @@ export interface HttpHooks {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** A token `/metrics` requires as `Authorization: Bearer <token>`; none when undefined. */
   metricsToken: string | undefined;
+  /** Cross-origin access for browser pages (CORS_ORIGINS, src/http/cors.ts); none when undefined. */
+  cors?: CorsConfig | undefined;
 }
 
 /** Compares a presented credential with the expected one in constant time. */
@@ -168,6 +172,10 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
       void sendError(reply, fault?.status ?? 400, 'BAD_REQUEST', fault?.message ?? 'Bad request');
     },
   });
+
+  // Registered before our own hooks, so that its headers are on our refusals too (a 503 while closing, a 415), which
+  // a page on another origin can then read. Without CORS_ORIGINS nothing is registered: OPTIONS stays a 405.
+  if (hooks.cors) void app.register(fastifyCors, corsPluginOptions(hooks.cors));
 
   let closing = false;
   app.addHook('preClose', async () => void (closing = true));
