@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The `task-tracker` command line. It runs from source through tsx, like `npm start`: no build step.
 import process from 'node:process';
+import path from 'node:path';
 import { register } from 'tsx/esm/api';
 
-register();
+// The repository's tsconfig.json, whatever the working directory: its paths lead @task-tracker/client to the source.
+register({ tsconfig: path.join(import.meta.dirname, '..', 'tsconfig.json') });
 const { main } = await import('../client/cli.ts');
 process.exitCode = await main(process.argv.slice(2));
