@@ -173,15 +173,16 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     },
   });
 
-  // Registered before our own hooks, so that its headers are on our refusals too (a 503 while closing, a 415), which
-  // a page on another origin can then read. Without CORS_ORIGINS nothing is registered: OPTIONS stays a 405.
+  // First: every response carries the request id, a CORS preflight answered by the plugin's hook too.
+  app.addHook('onRequest', async (req, reply) => void reply.header('x-request-id', req.id));
+  // Registered before our other hooks, so that its headers are on our refusals too (a 503 while closing, a 415),
+  // which a page on another origin can then read. Without CORS_ORIGINS nothing is registered: OPTIONS stays a 405.
   if (hooks.cors) void app.register(fastifyCors, corsPluginOptions(hooks.cors));
 
   let closing = false;
   app.addHook('preClose', async () => void (closing = true));
 
   app.addHook('onRequest', async (req, reply) => {
-    void reply.header('x-request-id', req.id);
     if (closing) {
       // A request on a keep-alive connection after close() began: in-flight ones finish, new ones go elsewhere.
       void reply.header('connection', 'close').header('retry-after', '1');

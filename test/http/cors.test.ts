@@ -65,6 +65,7 @@ describe('CORS_ORIGINS set: HTTP', () => {
     expect(cors['access-control-max-age']).toBe('600');
     expect(cors['access-control-allow-credentials']).toBe('true');
     expect(res.headers.get('vary')).toMatch(/\borigin\b/i);
+    expect(res.headers.get('x-request-id')).toBeTruthy(); // like every response
     // The second listed origin too, echoed as itself.
     expect((await preflight(on, 'https://admin.test')).headers.get('access-control-allow-origin')).toBe('https://admin.test');
   });
