@@ -74,7 +74,7 @@ const trustProxy = z
     return list;
   });
 
-/** The raw environment schema: names and defaults as in the README's configuration table. */
+/** The raw environment schema: names and defaults as in docs/configuration.md. */
 const envSchema = z.object({
   PORT: int(0, 65535).default(4000),
   HOST: nonEmpty.default('0.0.0.0'),
