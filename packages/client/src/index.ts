@@ -12,7 +12,7 @@
  */
 import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { createClient as createWsClient, type ClientOptions as WsClientOptions } from 'graphql-ws/client';
+import { createClient as createWsClient, type Client as WsClient, type ClientOptions as WsClientOptions } from 'graphql-ws/client';
 import { WatchTaskEventsDocument, type WatchTaskEventsSubscription, type WatchTaskEventsSubscriptionVariables } from './generated/graphql.js';
 
 export * from './generated/graphql.js';
@@ -41,14 +41,25 @@ export interface ClientOptions {
    * relative to the page. A page on another origin needs the server to list it in CORS_ORIGINS.
    */
   url: string;
-  /** A bearer token, when the server has authentication on. */
-  token?: string;
+  /**
+   * A bearer token, when the server has authentication on: the token itself, or a function that returns the
+   * current one (asked before every request and every WebSocket connection), so a client outlives its tokens.
+   */
+  token?: TokenSource;
   /** Extra headers for every request (from another origin, only those the server's CORS allows). */
   headers?: Record<string, string>;
   /** The `fetch` to use; default the platform's (browsers, Node 18 and later). */
   fetch?: typeof fetch;
   /** An `x-min-lsn` to start from (e.g. handed over from another client of the same user). */
   minLsn?: string;
+}
+
+/** A token, or where to get the current one (an app's token store, a refresh call). */
+export type TokenSource = string | (() => string | undefined | Promise<string | undefined>);
+
+/** The token to send now, if any. */
+async function currentToken(source: TokenSource | undefined): Promise<string | undefined> {
+  return typeof source === 'function' ? await source() : source;
 }
 
 /** The header that carries a write's WAL position (response) and the position reads must reflect (request). */
@@ -75,7 +86,7 @@ const MASK = '***';
  * when it does not parse (from the first `:` of its user info to the last `@`: masking too much rather than too
  * little); the token never.
  */
-function secretsOf(url: string, token: string | undefined): { shownUrl: string; mask: (text: string) => string } {
+function secretsOf(url: string, source: TokenSource | undefined): { shownUrl: string; mask: (text: string) => string; hide: (token: string | undefined) => void } {
   const replacements: Array<[string, string]> = [];
   let shownUrl = url;
   if (URL.canParse(url)) {
@@ -96,10 +107,21 @@ function secretsOf(url: string, token: string | undefined): { shownUrl: string; 
     shownUrl = url.replace(/^(\s*(?:[a-z][a-z\d+.-]*:\/\/)?[^:@/\s]*:)[^]*@/i, `$1${MASK}@`);
     if (shownUrl !== url) replacements.push([url, shownUrl]);
   }
-  for (const value of token ? [token, token.trim()] : []) if (value !== '') replacements.push([value, MASK]);
+  const hidden = new Set<string>();
+  /** Tokens from a function are known only once fetched: each is masked from then on. */
+  const hide = (token: string | undefined) => {
+    for (const value of token ? [token, token.trim()] : []) {
+      if (value !== '' && !hidden.has(value)) {
+        hidden.add(value);
+        replacements.push([value, MASK]);
+      }
+    }
+  };
+  if (typeof source === 'string') hide(source);
   return {
     shownUrl,
     mask: (text) => replacements.reduce((masked, [secret, shown]) => masked.split(secret).join(shown), text),
+    hide,
   };
 }
 
@@ -119,7 +141,7 @@ export interface TaskTrackerClient {
 export function createClient(options: ClientOptions): TaskTrackerClient {
   // Looked up per call, not captured: a browser's fetch must be called unbound, and a test may replace it.
   const doFetch = options.fetch ?? ((input: string, init?: RequestInit) => globalThis.fetch(input, init));
-  const { shownUrl, mask } = secretsOf(options.url, options.token);
+  const { shownUrl, mask, hide } = secretsOf(options.url, options.token);
   let minLsn = options.minLsn !== undefined && lsnValue(options.minLsn) !== undefined ? options.minLsn : undefined;
   /** Keeps the highest position: responses may arrive out of order. */
   const remember = (received: string | null) => {
@@ -130,6 +152,9 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
   return {
     minLsn: () => minLsn,
     async request(document, variables) {
+      // Outside the try: a token function that fails is the app's error, not an unreachable server.
+      const token = await currentToken(options.token);
+      hide(token);
       let res: Response;
       try {
         res = await doFetch(options.url, {
@@ -137,7 +162,7 @@ export function createClient(options: ClientOptions): TaskTrackerClient {
           headers: {
             'content-type': 'application/json',
             accept: 'application/graphql-response+json, application/json',
-            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
             ...(minLsn ? { [MIN_LSN_HEADER]: minLsn } : {}),
             ...options.headers,
           },
@@ -224,45 +249,74 @@ function streamError(err: unknown, shownUrl: string, mask: (text: string) => str
  * Returns a function that stops the stream.
  *
  * @param options as {@link createClient}; `url` may be the `http(s)://` endpoint (or a path, in a browser): the
- *   `ws(s)://` one is derived. The token goes in graphql-ws's `connection_init` (browsers cannot set upgrade headers).
+ *   `ws(s)://` one is derived. The token goes in graphql-ws's `connection_init` (browsers cannot set upgrade headers);
+ *   when the server closes the socket at the token's expiry (4401), a token function is asked for a fresh one and
+ *   the stream goes on where it was (a fresh token refused too ends it with `UNAUTHENTICATED`).
  * @param variables the subscription's arguments: `after` to resume from a cursor, `taskId`, `kinds`
  * @param handlers called with each event, and once with the error that ends the stream
  * @throws TaskTrackerError when the URL is not one, or there is no WebSocket class to use
  */
 export function watchTaskEvents(options: WatchOptions, variables: WatchTaskEventsSubscriptionVariables, handlers: WatchHandlers): () => Promise<void> {
-  const { shownUrl, mask } = secretsOf(options.url, options.token);
+  const { shownUrl, mask, hide } = secretsOf(options.url, options.token);
   const url = webSocketUrl(options.url);
   if (url === undefined) throw new TaskTrackerError(`Cannot stream from ${shownUrl}: not a URL`, 'UNREACHABLE');
   const webSocketImpl = options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket;
   if (webSocketImpl === undefined) {
     throw new TaskTrackerError('No WebSocket here (Node before 22 has none): pass webSocketImpl, e.g. `import WebSocket from "ws"`', 'NO_WEBSOCKET');
   }
-  const ws = createWsClient({
-    url,
-    webSocketImpl,
-    retryAttempts: options.retryAttempts ?? 10,
-    lazy: true,
-    connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : undefined,
-  });
   // graphql-ws sends this same object again on every reconnect: moving `after` along makes the server resume there.
   const live: WatchTaskEventsSubscriptionVariables = { ...variables };
-  ws.subscribe<WatchTaskEventsSubscription>(
-    { query: print(WatchTaskEventsDocument), variables: live },
-    {
-      next: ({ data, errors }) => {
-        const first = errors?.[0];
-        if (first) {
-          const { code, ...rest } = first.extensions ?? {};
-          handlers.error?.(new TaskTrackerError(first.message, typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', rest));
-          return;
-        }
-        if (!data) return;
-        live.after = data.taskEvents.cursor;
-        handlers.next(data.taskEvents);
+  let ws: WsClient | undefined;
+  let stopped = false;
+  /** 4401 closes since the last accepted connection: a fresh token refused too ends the stream. */
+  let refusals = 0;
+
+  const connect = () => {
+    const client = createWsClient({
+      url,
+      webSocketImpl,
+      retryAttempts: options.retryAttempts ?? 10,
+      lazy: true,
+      // Asked at every (re)connection, so a token function hands over its current token each time.
+      connectionParams: async () => {
+        const token = await currentToken(options.token);
+        hide(token);
+        return token ? { authorization: `Bearer ${token}` } : {};
       },
-      error: (err) => handlers.error?.(streamError(err, shownUrl, mask)),
-      complete: () => undefined,
-    },
-  );
-  return () => Promise.resolve(ws.dispose());
+      on: { connected: () => (refusals = 0) },
+    });
+    ws = client;
+    client.subscribe<WatchTaskEventsSubscription>(
+      { query: print(WatchTaskEventsDocument), variables: live },
+      {
+        next: ({ data, errors }) => {
+          const first = errors?.[0];
+          if (first) {
+            const { code, ...rest } = first.extensions ?? {};
+            handlers.error?.(new TaskTrackerError(first.message, typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR', rest));
+            return;
+          }
+          if (!data) return;
+          live.after = data.taskEvents.cursor;
+          handlers.next(data.taskEvents);
+        },
+        error: (err) => {
+          // The server closes a socket with 4401 when its token expires; graphql-ws never retries that code. With a
+          // token function there may be a fresh token: connect again, resuming after the last event delivered.
+          if (!stopped && typeof options.token === 'function' && (err as { code?: unknown }).code === 4401 && refusals++ === 0) {
+            void client.dispose();
+            connect();
+            return;
+          }
+          handlers.error?.(streamError(err, shownUrl, mask));
+        },
+        complete: () => undefined,
+      },
+    );
+  };
+  connect();
+  return async () => {
+    stopped = true;
+    await ws?.dispose();
+  };
 }
