@@ -130,6 +130,21 @@ export function corsPluginOptions(cors: CorsConfig): FastifyCorsOptions {
 }
 
 /**
+ * The CORS headers of a response to `request` (not a preflight), for answers written below Fastify, where the
+ * plugin does not run (the 413 of an oversized body): empty for an origin not on the list or no CORS at all.
+ */
+export function corsResponseHeaders(cors: CorsConfig | undefined, request: IncomingMessage): Record<string, string> {
+  const origin = request.headers.origin;
+  if (cors === undefined || origin === undefined || !listed(cors, origin)) return {};
+  return {
+    'access-control-allow-origin': cors.origins === '*' ? '*' : origin,
+    'access-control-expose-headers': CORS_EXPOSED_HEADERS.join(', '),
+    ...(cors.credentials ? { 'access-control-allow-credentials': 'true' } : {}),
+    ...(cors.origins === '*' ? {} : { vary: 'Origin' }),
+  };
+}
+
+/**
  * For a WebSocket upgrade: refuses (403, in the GraphQL error shape, before the upgrade) a browser's upgrade from
  * an origin that is neither on the list nor the server's own. The server's own is the page it serves (the
  * playground) and is told by `Origin`'s host matching `Host`, whatever the scheme a proxy in front terminates.

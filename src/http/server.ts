@@ -16,7 +16,7 @@ import fastifyCors from '@fastify/cors';
 import type { Logger } from '../logger.js';
 import { AppError } from '../graphql/errors.js';
 import { bodyLimitedServer, endRefusal } from './body-limit.js';
-import { corsPluginOptions, type CorsConfig } from './cors.js';
+import { corsPluginOptions, corsResponseHeaders, type CorsConfig } from './cors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -159,7 +159,13 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     bodyLimit: maxBodyBytes,
     // Refuses a declared Content-Length over the limit before reading, so the 413 survives (see body-limit.ts);
     // a chunked body is still cut by bodyLimit as it streams.
-    serverFactory: bodyLimitedServer({ maxBodyBytes, log, requestId: requestIdOf, body: errorBody('BAD_REQUEST', tooLargeMessage(maxBodyBytes)) }),
+    serverFactory: bodyLimitedServer({
+      maxBodyBytes,
+      log,
+      requestId: requestIdOf,
+      body: errorBody('BAD_REQUEST', tooLargeMessage(maxBodyBytes)),
+      headers: (req) => corsResponseHeaders(hooks.cors, req),
+    }),
     // On close: idle keep-alive sockets are closed at once, requests in flight are waited for.
     forceCloseConnections: 'idle',
     // Requests that arrive while closing are refused by our onRequest hook instead, in our error shape.

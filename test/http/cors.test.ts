@@ -20,7 +20,7 @@ let any: TestServer;
 beforeAll(async () => {
   db = await createTestDatabase('cors');
   // Servers on one database: CORS on (two origins, with credentials), off, and `*`.
-  on = await startServer(db.url, { CORS_ORIGINS: `${APP}, https://admin.test`, CORS_CREDENTIALS: 'true' });
+  on = await startServer(db.url, { CORS_ORIGINS: `${APP}, https://admin.test`, CORS_CREDENTIALS: 'true', MAX_BODY_BYTES: '65536' });
   off = await startServer(db.url);
   any = await startServer(db.url, { CORS_ORIGINS: '*' });
 });
@@ -106,6 +106,15 @@ describe('CORS_ORIGINS set: HTTP', () => {
     const notFound = await fetch(`${on.url}/nope`, { headers: { origin: APP } });
     expect(notFound.status).toBe(404);
     expect(corsHeaders(notFound)['access-control-allow-origin']).toBe(APP);
+    // Refused below Fastify, before the body is read: the same headers, so a page learns it sent too much.
+    const tooLarge = await post(on, APP, JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(100_000) } }));
+    expect(tooLarge.status).toBe(413);
+    expect(corsHeaders(tooLarge)).toEqual({
+      'access-control-allow-origin': APP,
+      'access-control-allow-credentials': 'true',
+      'access-control-expose-headers': 'x-request-id, x-min-lsn, retry-after',
+    });
+    expect(corsHeaders(await post(on, OTHER, JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(100_000) } })))).toEqual({});
   });
 
   it('answers an unlisted origin without CORS headers, so its browser keeps the response from the page', async () => {
