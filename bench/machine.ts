@@ -25,7 +25,7 @@ function machineBusySeconds(): number | undefined {
  */
 function ownSeconds(pids: readonly number[], database: string): Map<number, { seconds: number; backend: boolean }> {
   const own = new Map<number, { seconds: number; backend: boolean }>();
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
   } catch {

@@ -90,6 +90,8 @@ export interface CreateAppOptions {
 /** Builds, listens and starts booting a server. */
 export async function createApp(config: Config, options: CreateAppOptions = {}): Promise<App> {
   const log = options.logger ?? createLogger(config.log);
+  // Which runtime a log comes from: the Node.js npm scripts run on (node_modules/.bin) is not the machine's own.
+  log.info({ node: process.version }, `starting on Node.js ${process.version}`);
   const events = new EventEmitter();
   const operations = new OperationRegistry();
   let state: AppState = 'booting';

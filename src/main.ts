@@ -1,18 +1,9 @@
 /**
- * Entry point: read the configuration, build the app, wire signals. SIGTERM/SIGINT/SIGHUP run the graceful
- * shutdown (exit 0, or 1 if the emergency path ran); a second signal goes straight to the emergency path.
+ * Entry point (`npm start`, `npm run start:prod`). It checks the Node.js version first and only then loads the
+ * server: static imports are evaluated before a module's body, so the server's modules (and their dependencies,
+ * which need Node.js 22 or newer) are imported dynamically, after the check.
  */
-import { loadConfigOrExit } from './config.js';
-import { createLogger } from './logger.js';
-import { createApp } from './app.js';
-import { installProcessHandlers } from './lifecycle/signals.js';
+import { exitUnlessSupportedNode } from './node-version.js';
 
-const config = loadConfigOrExit();
-const log = createLogger(config.log);
-const app = await createApp(config, { logger: log });
-installProcessHandlers(app, log);
-app.ready.catch(async () => {
-  // The reason is logged; a supervisor sees the exit code.
-  await app.stop();
-  process.exit(1);
-});
+exitUnlessSupportedNode();
+await import('./start.js');

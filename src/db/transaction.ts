@@ -7,9 +7,8 @@
  * available there (a session `SET` would stay on the server connection and leak to other clients).
  *
  * The transaction is the connection's (knex's, through the resilient driver: the breaker, counting), not
- * `em.transactional`: that one runs the callback in an AsyncLocalStorage and flushes a unit of work in another, and
- * on Node 20 the first AsyncLocalStorage in use installs promise hooks that tax every promise of the process from
- * then on (see src/tasks/task.writes.ts). The services write with hand-written statements, so nothing is lost.
+ * `em.transactional`: the services write with hand-written statements and need no unit of work to flush (see
+ * src/tasks/task.writes.ts).
  */
 import { query, sql, type OperationReader, type SqlContext } from './sql.js';
 import type { Logger } from '../logger.js';

@@ -2,10 +2,10 @@
  * Changing tasks with hand-written statements inside a service's transaction: lock the rows, compute the change on
  * a plain record, write the row and its event in one statement.
  *
- * Why not the unit of work: MikroORM's flush (and `em.transactional`, which flushes) runs in an AsyncLocalStorage,
- * and on Node 20 the first use of one installs promise hooks for the life of the process. Every promise of every
- * later request then pays for them: 18-24% of the CPU of a read in the benchmark's profiles. The statements here
- * do what the flush did (the row, version + 1, the event), with the rules unchanged (events.ts, the services).
+ * Why not the unit of work: its change sets, snapshots and hydration cost more CPU than the statements, and on
+ * Node 20 its AsyncLocalStorage installed promise hooks for the life of the process (18-24% of a read's CPU; Node 24
+ * needs none, test/tasks/async-hooks.test.ts). The statements here do what the flush did (the row, version + 1, the
+ * event), with the rules unchanged (events.ts, the services).
  */
 import { AppError } from '../graphql/errors.js';
 import { query, sql, type SqlContext } from '../db/sql.js';

@@ -17,6 +17,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  // Which Node ran the tests, in every run's log: npm scripts run on node_modules/.bin's, not the machine's own.
+  console.log(`tests run on Node.js ${process.version} (${process.execPath})`);
   const external = process.env.DATABASE_URL;
   if (external) {
     project.provide('adminUrl', external);

@@ -75,7 +75,7 @@ export async function startReplication(): Promise<Replication> {
       return await exec(program, argv, { timeout: 60_000 });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new Error(`${cmd} failed: ${e.stderr || e.message}`);
+      throw new Error(`${cmd} failed: ${e.stderr || e.message}`, { cause: err });
     }
   };
 

@@ -20,6 +20,8 @@ describe('boot', () => {
     try {
       // Wait until boot has tried (and failed) at least once, so the 503s below are the "waiting" state.
       await waitFor(() => server.logs.find((l) => l.msg === 'database not reachable yet'), 'a failed connection attempt');
+      // The first line names the runtime: npm scripts run on node_modules/.bin's Node, not the machine's.
+      expect(server.logs[0]).toMatchObject({ level: 'info', node: process.version, msg: `starting on Node.js ${process.version}` });
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
       const gql = await server.gql('{ health { database } }');

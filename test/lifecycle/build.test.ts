@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { ROOT, spawnServer, type ChildServer } from '../helpers/child.js';
 import { waitFor } from '../helpers/server.js';
+import { olderNode } from '../helpers/older-node.js';
 
 /** The migrations of the source tree, by name, oldest first. */
 const SOURCE_MIGRATIONS = readdirSync(path.join(ROOT, 'migrations'))
@@ -75,6 +76,19 @@ describe('the build (dist/)', () => {
     expect(await server.exited).toEqual({ code: 0, signal: null });
     expect(server.lines.some((l) => l.msg === 'shutdown complete')).toBe(true);
   }, 60_000);
+
+  const old = olderNode();
+  it(`started on ${old.what} (node dist/src/main.js), prints one line naming both versions and exits 1`, () => {
+    const run = spawnSync(old.command, [...old.args, 'dist/src/main.js'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production' },
+      timeout: 30_000,
+    });
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(new RegExp(`^task-tracker needs Node\\.js 24 or newer, but this is Node\\.js ${old.version.replace(/\./g, '\\.')} \\(.*\\): [^\\n]*\\n$`));
+  });
 
   it('in PgBouncer mode (no migrations at boot) names the pending migrations from its compiled folder', async () => {
     const db = await freshDatabase('build_pending');
