@@ -1,7 +1,7 @@
 /**
- * Configuration for the MikroORM CLI (`npm run migration:create`, `npm run migration:up`): the server's own ORM
- * options, read from the same validated configuration, with migration snapshots turned on so new migrations are
- * diffed against the committed `.snapshot.json`.
+ * Configuration for the MikroORM CLI (`npm run migration:up`, `npx mikro-orm ...`): the server's own ORM options,
+ * read from the same validated configuration, with migration snapshots turned on so new migrations are diffed
+ * against the committed `.snapshot.json` (`npm run migration:create` is scripts/migration-create.ts).
  */
 import { defineConfig } from '@mikro-orm/postgresql';
 import { loadConfig } from './src/config.js';
@@ -24,5 +24,8 @@ const options = ormOptions({
 
 export default defineConfig({
   ...options,
-  migrations: { ...options.migrations, snapshot: true },
+  // `migration:create` diffs the entities against the committed snapshot and updates it. `migration:up` leaves it
+  // alone: MikroORM 7 would rewrite it from the migrated database, whose check constraints it reads back in a
+  // form it then takes for changes.
+  migrations: { ...options.migrations, snapshot: true, snapshotOnMigrate: false },
 });

@@ -33,8 +33,8 @@ async function run(): Promise<string | undefined> {
   // The snapshot is what a new migration is diffed against, so here (and only here) it is written.
   const orm = await createOrm({ ...options, migrations: { ...options.migrations, snapshot: true } });
   try {
-    if (values.check) return (await orm.getMigrator().checkMigrationNeeded()) ? 'needed' : undefined;
-    const { fileName } = await orm.getMigrator().createMigration(undefined, values.blank, false, values.name);
+    if (values.check) return (await orm.migrator.checkSchema()) ? 'needed' : undefined;
+    const { fileName } = await orm.migrator.create(undefined, values.blank, false, values.name);
     return fileName || undefined;
   } finally {
     await closeOrm(orm, config.database.closeTimeoutMs);

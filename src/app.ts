@@ -9,10 +9,11 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Pool } from 'pg';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
-import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from './db/orm.js';
+import { closeOrm, createOrm, migrate, openPoolMinimum, ormOptions, waitForDatabase } from './db/orm.js';
 import { waitForSchema } from './db/migrations-check.js';
 import { checkDefaultStatementTimeout } from './db/pgbouncer.js';
 import { poolStats } from './db/pool.js';
@@ -96,6 +97,11 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const operations = new OperationRegistry();
   let state: AppState = 'booting';
   let orm: MikroORM | undefined;
+  /**
+   * The primary's pg pool, for statistics and the leak watch. MikroORM creates it when the ORM connects and
+   * replaces it only on a reconnect, which this server never asks for (the pool replaces broken connections).
+   */
+  let pool: Pool | undefined;
   let embedded: EmbeddedPostgres | undefined;
   let apollo: ApolloServer<GraphQLContext> | undefined;
   const bootAbort = new AbortController();
@@ -114,13 +120,13 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const replicas = replicaUrls.length > 0 ? new ReplicaRouter({ urls: replicaUrls, waitMs: replicaWaitMs, log }) : undefined;
   const replicaMonitor = replicas && new ReplicaMonitor(replicas, { maxLagMs: replicaMaxLagMs, log });
   const metrics = createMetrics({
-    pool: () => poolStats(orm, config.database.poolMax),
+    pool: () => poolStats(pool, config.database.poolMax),
     breakerState: () => guard.state(),
     appState: () => state,
     replicas: () => replicas?.status() ?? [],
     subscriptions: () => subscriptions.stats(),
   });
-  const health = new HealthService(() => orm, config.database.poolMax, (ms) => metrics.observePing(ms));
+  const health = new HealthService(() => orm, () => poolStats(pool, config.database.poolMax), (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
   const limiter = new RateLimiter(config.limits.rateLimitPointsPerMinute);
   const clientAddress = clientAddressResolver(config.trustProxy);
@@ -187,12 +193,16 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     orm = await createOrm(
       ormOptions({ database: config.database, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms), replicas }),
     );
-    const connection = orm.em.getConnection();
-    guard.setProbe(() => connection.getKnex().raw('select 1'));
-    stopPoolWatch = watchPool(orm, log, operations, config.database.leakWarningMs);
+    const primaryPool = await orm.em.getConnection().getNativeClient();
+    pool = primaryPool;
+    // Straight to the pool: the probe must not go through the breaker it probes for.
+    guard.setProbe(() => primaryPool.query('select 1'));
+    stopPoolWatch = watchPool(primaryPool, log, operations, config.database.leakWarningMs);
     log.info({ min: config.database.poolMin, max: config.database.poolMax }, 'database pool opened');
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, bootAbort.signal);
     if (bootAbort.signal.aborted) return;
+    const open = await openPoolMinimum(orm, config.database.poolMin, log);
+    log.info({ open, min: config.database.poolMin }, 'database pool holds its minimum');
     // Behind PgBouncer migrations cannot run (no session lock, and the migrator's second connection deadlocks):
     // they are a deploy step (`npm run migrate`), and the server waits until it has run.
     if (config.database.pgbouncer) {
@@ -251,8 +261,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       bootAbort.abort();
       log.warn({ reason }, 'emergency shutdown');
       for (const op of operations.snapshot()) log.warn(op, 'still in flight at emergency shutdown');
-      const pool = poolStats(orm, config.database.poolMax);
-      log.warn({ pool }, `pool connections in use at emergency shutdown: ${pool.used}`);
+      const stats = poolStats(pool, config.database.poolMax);
+      log.warn({ pool: stats }, `pool connections in use at emergency shutdown: ${stats.used}`);
       // Nothing below may hold the exit: a frozen backend makes the pool, the listener and Apollo's drain wait
       // forever. PostgreSQL (when embedded) is told to stop at once; the rest gets a bounded moment, then is left.
       embedded?.kill();

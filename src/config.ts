@@ -167,7 +167,7 @@ export interface Config {
   readonly database: {
     /** `DATABASE_URL`, else the `POSTGRES_*` pieces, else the embedded PostgreSQL under `EMBEDDED_PG_DATA_DIR`. */
     readonly source: DatabaseSource;
-    /** `DB_POOL_MIN` (default 2): connections kept open when idle. */
+    /** `DB_POOL_MIN` (default 2): connections opened at boot and kept open when idle. */
     readonly poolMin: number;
     /** `DB_POOL_MAX` (default 10, at least 2: migrations need a second connection). */
     readonly poolMax: number;

@@ -9,14 +9,25 @@
  * read that fails there at the connection level takes the replica out of rotation and runs again on the primary.
  */
 import { createHash } from 'node:crypto';
-import { AbstractSqlDriver, PostgreSqlConnection, PostgreSqlPlatform, type Knex } from '@mikro-orm/postgresql';
-import type { Configuration, ConnectionType } from '@mikro-orm/core';
+import type { EventEmitter } from 'node:events';
+import type { PoolClient } from 'pg';
+import {
+  AbstractSqlDriver,
+  EntityManager as PostgreSqlEntityManager,
+  MikroORM as PostgreSqlMikroORM,
+  PostgreSqlConnection,
+  PostgreSqlPlatform,
+  type PostgreSqlDriver,
+} from '@mikro-orm/postgresql';
+import { EntityManagerType, type AnyEntity, type Configuration, type ConnectionType, type Constructor, type EntityData, type QueryResult } from '@mikro-orm/core';
 import type { Logger } from '../logger.js';
-import { isConnectionError, sqlStateOf } from '../graphql/errors.js';
+import { isConnectionError, isPoolExhausted, sqlStateOf } from '../graphql/errors.js';
 import type { DatabaseGuard } from './guard.js';
 import type { ReplicaRouter, RunSql } from './replicas.js';
 
 type ExecuteArgs = Parameters<PostgreSqlConnection['execute']>;
+/** What MikroORM's `execute` may resolve to (its own constraint on the result type). */
+type ExecuteResult = QueryResult | EntityData<AnyEntity> | Array<EntityData<AnyEntity>>;
 
 /** Pause before retrying on a fresh connection. */
 const RETRY_PAUSE_MS = 50;
@@ -42,6 +53,12 @@ export interface GuardedConnection {
    * (a pooler swapped the server connection) stops all naming.
    */
   preparationFailed(err: unknown, text: string): boolean;
+  /**
+   * Checks out a connection of this pool and runs BEGIN on it, through the breaker (a BEGIN that failed on a dead
+   * connection ran nothing: it is tried once more); the request's later reads go to the primary. The caller owns
+   * the connection until it commits or rolls back and releases it (src/db/sql.ts, `transaction`).
+   */
+  beginTransaction(): Promise<PoolClient>;
 }
 
 /** SQLSTATEs of a named statement that failed as a prepared statement, not as a statement (see preparationFailed). */
@@ -55,10 +72,21 @@ export const PREPARATION_FAILURES: ReadonlySet<string> = new Set(['0A000', '2600
  */
 export const MAX_PREPARED_STATEMENTS = 500;
 
+/** A driver of {@link resilientDriver}, which lists its replicas' connections. */
+export interface ReplicaAwareDriver {
+  replicaConnections(): readonly PostgreSqlConnection[];
+}
+
+/** Whether `driver` is one of {@link resilientDriver}'s (the CLI's plain driver is not). */
+export function isReplicaAware(driver: object): driver is ReplicaAwareDriver {
+  return typeof (driver as Partial<ReplicaAwareDriver>).replicaConnections === 'function';
+}
+
 export function isGuarded(connection: object): connection is GuardedConnection {
   return typeof (connection as Partial<GuardedConnection>).guarded === 'function';
 }
 type BeginArgs = Parameters<PostgreSqlConnection['begin']>;
+type Begun = ReturnType<PostgreSqlConnection['begin']>;
 
 /** A statement that only reads: safe to send again. */
 export function isReadOnlyStatement(sqlText: string): boolean {
@@ -66,15 +94,28 @@ export function isReadOnlyStatement(sqlText: string): boolean {
   return (text.startsWith('select') || text.startsWith('with')) && !/\b(insert|update|delete|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share|nextval|setval|pg_advisory)\b/.test(text);
 }
 
+/** The SQL text of what MikroORM hands `execute`: a string, a raw fragment, or its native query builder. */
 function sqlOf(query: ExecuteArgs[0]): string {
-  return typeof query === 'string' ? query : query.toSQL().sql;
+  if (typeof query === 'string') return query;
+  return 'toRaw' in query ? query.toRaw().sql : query.sql;
 }
 
 /** A replica read failure that says the replica (not the statement) is the problem. */
 function isReplicaDown(err: unknown): boolean {
-  const message = (err as { message?: unknown } | null)?.message;
-  if (typeof message === 'string' && /Timeout acquiring a connection|Query read timeout/.test(message)) return true;
-  return isConnectionError(err);
+  return isPoolExhausted(err) || isConnectionError(err);
+}
+
+/** Checks a connection out of `connection`'s pool (pg's) and starts a transaction on it. */
+async function beginOn(connection: PostgreSqlConnection): Promise<PoolClient> {
+  const client = await (await connection.getNativeClient()).connect();
+  try {
+    await client.query('begin');
+    return client;
+  } catch (err) {
+    // A connection whose BEGIN failed is not given back for reuse.
+    client.release(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
 }
 
 /** A hot-standby conflict (`canceling statement due to conflict with recovery`): the primary has no such conflict. */
@@ -91,7 +132,7 @@ export function resilientDriver(
   log: Logger,
   router?: ReplicaRouter,
   { preparedStatements = true }: { preparedStatements?: boolean } = {},
-): new (config: Configuration) => AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
+): new (config: Configuration) => PostgreSqlDriver {
   // Names are a hash of the text, so every connection (primary or replica) uses the same name for the same text.
   const names = new Map<string, string>();
   /** Texts whose prepared plan broke (their result changed under them): they run unnamed from then on. */
@@ -110,8 +151,38 @@ export function resilientDriver(
   class ResilientConnection extends PostgreSqlConnection implements GuardedConnection {
     /** Set by the driver on replica connections: which replica, and the primary to fall back to. */
     replica: { index: number; primary: ResilientConnection } | undefined;
+    /** The pg connections this pool opened that have not closed yet (see {@link close}). */
+    private readonly open = new Set<EventEmitter>();
+    private drained: (() => void) | undefined;
 
-    override async execute<T>(...args: ExecuteArgs): Promise<T> {
+    override async connect(...args: Parameters<PostgreSqlConnection['connect']>): Promise<void> {
+      await super.connect(...args);
+      // MikroORM makes the pool here, with no connection yet: each one it opens from now on is watched until closed.
+      (await this.getNativeClient()).on('connect', (client) => {
+        this.open.add(client);
+        client.once('end', () => {
+          this.open.delete(client);
+          if (this.open.size === 0) this.drained?.();
+        });
+      });
+    }
+
+    /**
+     * Closes the pool and resolves once every connection it opened has closed: pg's `pool.end()` resolves when it
+     * has asked each one to close, before their sockets have, and a closed ORM must leave no session behind.
+     */
+    override async close(force?: boolean): Promise<void> {
+      const pool = this.connected ? await this.getNativeClient() : undefined;
+      const closed = this.open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.drained = resolve));
+      await super.close(force);
+      // MikroORM closes the pool through Kysely, which ends it only if Kysely ever ran a statement on it; a replica's
+      // pool may have served only our own statements (src/db/sql.ts) and the replica monitor's.
+      if (pool && !pool.ending) await pool.end();
+      await closed;
+      this.drained = undefined;
+    }
+
+    override async execute<T extends ExecuteResult = Array<EntityData<AnyEntity>>>(...args: ExecuteArgs): Promise<T> {
       const query = args[0];
       const inTransaction = args[3] !== undefined && args[3] !== null;
       const readOnly = isReadOnlyStatement(sqlOf(query));
@@ -119,9 +190,26 @@ export function resilientDriver(
         // A transaction's statements carry the primary's transaction; a write never belongs on a replica.
         const { primary } = this.replica;
         if (inTransaction || !readOnly) return primary.execute<T>(...args);
-        return this.onReplica(() => super.execute(...args) as Promise<T>, () => primary.execute<T>(...args));
+        return this.onReplica(() => super.execute<T>(...args), () => primary.execute<T>(...args));
       }
-      return this.guarded(() => super.execute(...args) as Promise<T>, !inTransaction && readOnly);
+      return this.guarded(() => super.execute<T>(...args), !inTransaction && readOnly);
+    }
+
+    /** MikroORM's transactions (the migrations'): through the same breaker and routing as ours. */
+    override async begin(...args: BeginArgs): Begun {
+      const [options] = args;
+      // A savepoint inside a transaction reuses its connection; only a new transaction needs the pool.
+      if (options?.ctx) return super.begin(...args);
+      // The request now writes: its later reads must see this transaction, so they go to the primary.
+      router?.noteWrite();
+      // A BEGIN that fails on a dead connection ran nothing of the transaction: safe to try once more.
+      return this.guarded(() => super.begin(...args), true);
+    }
+
+    beginTransaction(): Promise<PoolClient> {
+      if (this.replica) return this.replica.primary.beginTransaction();
+      router?.noteWrite();
+      return this.guarded((c) => beginOn(c), true);
     }
 
     statementName(text: string): string | undefined {
@@ -176,23 +264,17 @@ export function resilientDriver(
       }
     }
 
-    override async begin(...args: BeginArgs): Promise<Knex.Transaction> {
-      const [options] = args;
-      // A savepoint inside a transaction reuses its connection; only a new transaction needs the pool.
-      if (options?.ctx) return super.begin(...args);
-      // The request now writes: its later reads must see this transaction, so they go to the primary.
-      router?.noteWrite();
-      // A BEGIN that fails on a dead connection ran nothing of the transaction: safe to try once more.
-      return this.guarded(() => super.begin(...args), true);
-    }
   }
 
+  // The router's own statements go to the pool directly (pg's `pool.query` checks a connection out and back in).
   const rows = (connection: PostgreSqlConnection): RunSql => async (text) =>
-    (await connection.getKnex().raw<{ rows: Array<Record<string, unknown>> }>(text)).rows;
+    (await (await connection.getNativeClient()).query<Record<string, unknown>>(text)).rows;
 
   return class ResilientPostgreSqlDriver extends AbstractSqlDriver<PostgreSqlConnection, PostgreSqlPlatform> {
+    declare [EntityManagerType]: PostgreSqlEntityManager<this>;
+
     constructor(config: Configuration) {
-      super(config, new PostgreSqlPlatform(), ResilientConnection, ['knex', 'pg']);
+      super(config, new PostgreSqlPlatform(), ResilientConnection, ['kysely', 'pg']);
       const primary = this.connection as ResilientConnection;
       const replicas = this.replicas as ResilientConnection[];
       replicas.forEach((replica, index) => (replica.replica = { index, primary }));
@@ -201,11 +283,27 @@ export function resilientDriver(
       router?.bind((text) => primary.guarded((c) => rows(c)(text), true), replicas.map(rows));
     }
 
+    /** The replicas' connections (DATABASE_REPLICA_URLS, in order): MikroORM keeps them protected. */
+    replicaConnections(): readonly PostgreSqlConnection[] {
+      return this.replicas;
+    }
+
     /** `read` goes where the current request's routing says (a replica or the primary); `write` to the primary. */
     override getConnection(type: ConnectionType = 'write'): PostgreSqlConnection {
       if (type === 'write' || !router || this.replicas.length === 0) return this.connection;
       const target = router.readTarget();
       return (target === undefined ? undefined : this.replicas[target]) ?? this.connection;
+    }
+
+    // What PostgreSqlDriver adds to AbstractSqlDriver (its constructor fixes the connection class, so we cannot
+    // extend it): PostgreSQL's EntityManager and MikroORM class.
+    override createEntityManager(useContext?: boolean): this[typeof EntityManagerType] {
+      const EntityManagerClass = this.config.get('entityManager', PostgreSqlEntityManager);
+      return new EntityManagerClass(this.config, this, this.metadata, useContext);
+    }
+
+    override getORMClass(): Constructor<PostgreSqlMikroORM> {
+      return PostgreSqlMikroORM;
     }
   };
 }

@@ -8,15 +8,13 @@
  */
 import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Logger } from '../logger.js';
-import { isConnectionError } from '../graphql/errors.js';
+import { isConnectionError, isPoolExhausted } from '../graphql/errors.js';
 
 export type BreakerState = 'closed' | 'half-open' | 'open';
 
 /** Pool exhaustion is our own queue being full, not the database failing: it must not open the breaker. */
 function isDatabaseFailure(err: unknown): boolean {
-  const message = (err as { message?: unknown } | null)?.message;
-  if (typeof message === 'string' && message.includes('Timeout acquiring a connection')) return false;
-  return isConnectionError(err);
+  return !isPoolExhausted(err) && isConnectionError(err);
 }
 
 export interface GuardOptions {

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MikroORM, PostgreSqlDriver, type Knex, type Options } from '@mikro-orm/postgresql';
+import { MikroORM, PostgreSqlDriver, type Options, type PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -15,7 +15,7 @@ import { TaskDependencySchema } from '../tasks/dependency.entity.js';
 import { TaskExecutionSchema } from '../tasks/execution.entity.js';
 import { TaskEventSchema } from '../tasks/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
-import { resilientDriver } from './driver.js';
+import { isReplicaAware, resilientDriver } from './driver.js';
 import type { DatabaseGuard } from './guard.js';
 import type { ReplicaRouter } from './replicas.js';
 
@@ -78,31 +78,28 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
     metadataCache: { enabled: false },
     discovery: { warnWhenNoEntities: true },
     forceUtcTimezone: true,
+    // pg's pool (MikroORM 7 hands these to `pg.Pool`): it grows on demand up to `max` and closes connections idle
+    // for 30 s while more than `min` are open. It opens none by itself: `openPoolMinimum` does at boot.
     pool: {
       min: database.poolMin,
       max: database.poolMax,
-      acquireTimeoutMillis: database.acquireTimeoutMs,
-      // tarn reaps idle connections above `min`: the pool grows on demand and shrinks back.
       idleTimeoutMillis: 30_000,
     },
+    // Straight to `pg.Pool` and each `pg.Client` it opens.
     driverOptions: {
-      connection: {
-        application_name: database.applicationName,
-        ...(viaPgBouncer ? {} : { statement_timeout: database.statementTimeoutMs }),
-        // Client-side bounds for what statement_timeout cannot catch (a frozen backend or a dead network):
-        // a read that gets no answer fails instead of hanging, and so does a connection attempt.
-        ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 1000 } : {}),
-        connectionTimeoutMillis: database.acquireTimeoutMs,
-        keepAlive: true,
-      },
-      // knex reports a connection that died while idle ("Connection Error: ...") on the console; log it instead.
-      log: {
-        warn: (message: unknown) => log.warn({ component: 'knex' }, String(message)),
-        error: (message: unknown) => log.error({ component: 'knex' }, String(message)),
-        deprecate: (message: unknown) => log.debug({ component: 'knex' }, String(message)),
-        debug: (message: unknown) => log.debug({ component: 'knex' }, String(message)),
-      },
+      application_name: database.applicationName,
+      ...(viaPgBouncer ? {} : { statement_timeout: database.statementTimeoutMs }),
+      // Client-side bounds for what statement_timeout cannot catch (a frozen backend or a dead network):
+      // a read that gets no answer fails instead of hanging.
+      ...(database.statementTimeoutMs > 0 ? { query_timeout: database.statementTimeoutMs + 1000 } : {}),
+      // How long a request waits for a connection: for one to come free when all are in use (pool exhaustion), or
+      // for a new one to open (the database not answering).
+      connectionTimeoutMillis: database.acquireTimeoutMs,
+      keepAlive: true,
     },
+    // The change feed's NOTIFY trigger is written by a migration (raw SQL), not declared on an entity: MikroORM 7
+    // reads triggers back from the database and would drop it in the next generated migration.
+    schemaGenerator: { ignoreTriggers: true },
     extensions: [Migrator],
     // The migrator takes `pathTs` when `preferTs` is on: the sources under tsx, the build's .js files otherwise.
     preferTs: !COMPILED,
@@ -123,19 +120,55 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
 }
 
 /**
- * Creates the ORM without `MikroORM.init`: `init` merges `.env` and `MIKRO_ORM_*` variables over the options it is
- * given, and configuration must come from `config.ts` alone. This is `init`'s sequence minus that step.
+ * Runs `create` with no `MIKRO_ORM_*` variable in the environment: MikroORM's constructor fills every option it was
+ * not given from them (`MIKRO_ORM_HOST` would even override the host of `clientUrl`), and configuration must come
+ * from `config.ts` alone. The constructor is synchronous, so nothing else runs while they are away.
+ */
+function withoutOrmVariables<T>(create: () => T): T {
+  const hidden = Object.entries(process.env).filter(([key]) => key.startsWith('MIKRO_ORM_'));
+  for (const [key] of hidden) delete process.env[key];
+  try {
+    return create();
+  } finally {
+    for (const [key, value] of hidden) process.env[key] = value;
+  }
+}
+
+/**
+ * Creates the ORM from `options` alone (see {@link withoutOrmVariables}) and opens its pools. Entities are given as
+ * a list and extensions explicitly, so discovery runs in the constructor (MikroORM 7's synchronous path); the pools
+ * open no connection until a statement needs one.
  */
 export async function createOrm(options: Options): Promise<MikroORM> {
-  const orm = new MikroORM(options);
-  const allowGlobalContext = orm.config.get('allowGlobalContext');
-  orm.config.set('allowGlobalContext', true); // discovery runs outside any request
-  await orm.discoverEntities();
-  orm.config.set('allowGlobalContext', allowGlobalContext);
-  orm.em.getPlatform().init(orm);
+  const orm = withoutOrmVariables(() => new MikroORM({ ...options, discovery: { ...options.discovery, skipSyncDiscovery: false } }));
   await orm.connect();
-  for (const extension of orm.config.get('extensions')) extension.register(orm);
   return orm;
+}
+
+/**
+ * Opens `min` connections in the ORM's pools: pg's pool opens connections only on demand, and its `min` only stops
+ * idle ones being closed below it. The primary's are awaited (the boot has just reached the database); each
+ * replica's open in the background (a replica that cannot be reached now must not hold the boot: it opens them on
+ * demand, and its monitor reports it). Resolves with how many connections the primary's pool holds.
+ */
+export async function openPoolMinimum(orm: MikroORM, min: number, log: Logger): Promise<number> {
+  const fill = async (connection: PostgreSqlConnection): Promise<void> => {
+    const pool = await connection.getNativeClient();
+    // `min` held at once: idle ones are reused, the rest opened; all go back to the pool together.
+    const opened = await Promise.allSettled(Array.from({ length: min }, () => pool.connect()));
+    for (const c of opened) if (c.status === 'fulfilled') c.value.release();
+    const failed = opened.find((c) => c.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
+  const driver = orm.em.getDriver();
+  const primary = driver.getConnection('write');
+  await fill(primary);
+  if (isReplicaAware(driver)) {
+    driver.replicaConnections().forEach((replica, i) => {
+      fill(replica).catch((err: unknown) => log.debug({ err, replica: i }, 'could not open DB_POOL_MIN connections to a replica now: they open on demand'));
+    });
+  }
+  return (await primary.getNativeClient()).totalCount;
 }
 
 /** SQLSTATEs that no amount of waiting fixes: wrong password, no such role or database. */
@@ -206,11 +239,12 @@ const MIGRATION_LOCK_KEY = 7_264_911_001;
  * take turns and the later ones find nothing left to do.
  */
 export async function migrate(orm: MikroORM, log: Logger): Promise<string[]> {
-  const migrator = orm.getMigrator();
-  // The connection's transaction, not em.transactional: that one would leave AsyncLocalStorage promise hooks
-  // installed for the life of the process (src/db/transaction.ts).
-  const applied = await orm.em.getConnection('write').transactional(async (transaction: Knex.Transaction) => {
-    await transaction.raw('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+  const { migrator } = orm;
+  const connection = orm.em.getConnection('write');
+  // The connection's transaction: the migrator runs every migration inside it (as savepoints), and the lock is
+  // held until it commits.
+  const applied = await connection.transactional(async (transaction) => {
+    await connection.execute('select pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY], 'run', transaction);
     const done = await migrator.up({ transaction });
     return done.map((m) => m.name);
   });

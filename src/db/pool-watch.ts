@@ -2,38 +2,37 @@
  * Watching the connection pool: DEBUG lines for every acquire and release, and a WARN line for a connection
  * checked out longer than DB_LEAK_WARNING_MS, naming the operations old enough to hold it.
  */
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Pool } from 'pg';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 
-/** The part of tarn's pool (knex's pool) we listen to. */
-interface TarnEvents {
-  on(event: 'acquireSuccess', listener: (eventId: number, resource: object) => void): void;
-  on(event: 'release', listener: (resource: object) => void): void;
-  on(event: 'createSuccess' | 'destroySuccess', listener: (eventId: number, resource: object) => void): void;
-}
-
 /**
- * Starts watching the ORM's pool; returns a function that stops the watch.
+ * Starts watching `pool` (the primary's pg pool) through its events; returns a function that stops the watch.
  *
  * @param leakWarningMs how long a checkout may last before it is reported (once per checkout).
  */
-export function watchPool(orm: MikroORM, log: Logger, operations: OperationRegistry, leakWarningMs: number): () => void {
-  const pool = (orm.em.getConnection().getKnex().client as { pool?: TarnEvents }).pool;
-  if (!pool) return () => undefined;
+export function watchPool(pool: Pool, log: Logger, operations: OperationRegistry, leakWarningMs: number): () => void {
   const poolLog = log.child({ component: 'pool' });
   const checkedOut = new Map<object, { since: number; reported: boolean }>();
-  pool.on('acquireSuccess', (_id, resource) => {
-    checkedOut.set(resource, { since: Date.now(), reported: false });
+  const onAcquire = (client: object) => {
+    checkedOut.set(client, { since: Date.now(), reported: false });
     poolLog.debug({ inUse: checkedOut.size }, 'pool connection acquired');
-  });
-  pool.on('release', (resource) => {
-    const held = checkedOut.get(resource);
-    checkedOut.delete(resource);
+  };
+  const onRelease = (_err: Error | undefined, client: object) => {
+    const held = checkedOut.get(client);
+    checkedOut.delete(client);
     poolLog.debug({ inUse: checkedOut.size, heldMs: held ? Date.now() - held.since : undefined }, 'pool connection released');
-  });
-  pool.on('createSuccess', () => poolLog.debug('pool connection opened'));
-  pool.on('destroySuccess', () => poolLog.debug('pool connection closed'));
+  };
+  const onConnect = () => poolLog.debug('pool connection opened');
+  const onRemove = (client: object) => {
+    // A connection that broke while checked out is removed without a release.
+    checkedOut.delete(client);
+    poolLog.debug('pool connection closed');
+  };
+  pool.on('acquire', onAcquire);
+  pool.on('release', onRelease);
+  pool.on('connect', onConnect);
+  pool.on('remove', onRemove);
 
   const timer = setInterval(
     () => {
@@ -49,5 +48,8 @@ export function watchPool(orm: MikroORM, log: Logger, operations: OperationRegis
     Math.min(1000, Math.max(50, Math.floor(leakWarningMs / 4))),
   );
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+    pool.off('acquire', onAcquire).off('release', onRelease).off('connect', onConnect).off('remove', onRemove);
+  };
 }

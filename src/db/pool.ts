@@ -1,8 +1,8 @@
 /**
- * Connection pool statistics, read from knex's tarn pool. The pool object is replaced on reconnect, so it is
- * looked up on every read.
+ * Connection pool statistics, read from the primary's pg pool (`pg.Pool`, which MikroORM's
+ * `PostgreSqlConnection.getNativeClient()` hands out) at the moment they are asked for.
  */
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Pool } from 'pg';
 
 export interface PoolStats {
   size: number;
@@ -12,19 +12,13 @@ export interface PoolStats {
   max: number;
 }
 
-interface TarnPool {
-  numUsed(): number;
-  numFree(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
-}
-
-/** Current pool statistics; zeros when the pool is closed. */
-export function poolStats(orm: MikroORM | undefined, max: number): PoolStats {
-  // knex keeps its tarn pool on `client.pool`, which its public types do not expose.
-  const pool = (orm?.em.getConnection().getKnex().client as { pool?: TarnPool } | undefined)?.pool;
+/**
+ * Current pool statistics; zeros before the pool exists. `size` counts the connections open or opening, `used`
+ * those checked out, `pending` the requests waiting for one.
+ */
+export function poolStats(pool: Pool | undefined, max: number): PoolStats {
   if (!pool) return { size: 0, used: 0, free: 0, pending: 0, max };
-  const used = pool.numUsed();
-  const free = pool.numFree();
-  return { size: used + free, used, free, pending: pool.numPendingAcquires(), max };
+  const size = pool.totalCount;
+  const free = pool.idleCount;
+  return { size, used: size - free, free, pending: pool.waitingCount, max };
 }

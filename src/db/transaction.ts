@@ -6,11 +6,11 @@
  * `statement_timeout` with transaction scope: a connection's startup parameters and session settings are not
  * available there (a session `SET` would stay on the server connection and leak to other clients).
  *
- * The transaction is the connection's (knex's, through the resilient driver: the breaker, counting), not
- * `em.transactional`: the services write with hand-written statements and need no unit of work to flush (see
- * src/tasks/task.writes.ts).
+ * The transaction is one of src/db/sql.ts (`transaction`: a pg connection of the ORM's pool, BEGIN through the
+ * resilient driver's breaker), not `em.transactional`: the services write with hand-written statements and need no
+ * unit of work to flush (see src/tasks/task.writes.ts), and those statements need the pg connection itself.
  */
-import { query, sql, type OperationReader, type SqlContext } from './sql.js';
+import { query, sql, transaction, type OperationReader, type SqlContext } from './sql.js';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 import { sqlStateOf } from '../graphql/errors.js';
@@ -57,8 +57,7 @@ export class TransactionRunner {
       }, leakWarningMs);
       watch.unref();
       try {
-        return await db.getConnection('write').transactional(async (transaction) => {
-          const tx = db.withTransaction(transaction);
+        return await transaction(db, async (tx) => {
           if (localTimeout !== undefined) await query(tx, sql`select set_config('statement_timeout', ${String(localTimeout)}, true)`);
           return work(tx);
         });

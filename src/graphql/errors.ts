@@ -85,18 +85,30 @@ export function sqlStateOf(err: unknown): string | undefined {
 }
 
 /**
- * What pg, knex and tarn say when a connection is lost or cannot be had; none of these says anything about the
+ * pg's pool (pg-pool) when every connection stayed in use for DB_ACQUIRE_TIMEOUT_MS (its `connectionTimeoutMillis`)
+ * while the request waited in its queue. A connection that cannot be opened in that time fails differently
+ * (`Connection terminated due to connection timeout`): that one is the database's failure, this one our own queue's.
+ */
+const POOL_EXHAUSTED_MESSAGE = 'timeout exceeded when trying to connect';
+
+/** Did the request wait for a pool connection longer than DB_ACQUIRE_TIMEOUT_MS while all were in use? */
+export function isPoolExhausted(err: unknown): boolean {
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message.includes(POOL_EXHAUSTED_MESSAGE);
+}
+
+/**
+ * What pg and its pool say when a connection is lost or cannot be had; none of these says anything about the
  * statement itself.
  */
 const CONNECTION_FAILURE_MESSAGES = [
-  /Knex: Timeout acquiring a connection/i,
+  /timeout exceeded when trying to connect/i, // pg-pool: no connection came free (see isPoolExhausted)
   /Connection terminated/i,
   /Connection ended unexpectedly/i,
   /connection is closed/i,
   /not queryable/i, // pg: "Client has encountered a connection error and is not queryable"
   /Query read timeout/i,
   /the database system is (shutting down|starting up)/i,
-  /Transaction query already complete/i, // knex: the transaction's connection died under it
 ];
 
 /** Is this a failure to reach the database (refused, reset, pool timeout), rather than a bad statement? */
@@ -116,7 +128,7 @@ export function mapKnownError(err: unknown): AppError | undefined {
   const message = (err as { message?: unknown } | null)?.message;
   const text = typeof message === 'string' ? message : '';
   if (isBrokenCircuitError(err)) return AppError.unavailable('the database is failing, requests are refused for a moment', 'CIRCUIT_OPEN');
-  if (text.includes('Timeout acquiring a connection')) {
+  if (isPoolExhausted(err)) {
     return AppError.unavailable('every database connection is busy (DB_ACQUIRE_TIMEOUT_MS passed)', 'POOL_EXHAUSTED');
   }
   if (text.includes('Query read timeout')) return AppError.unavailable('the database did not answer in time', 'QUERY_TIMEOUT');

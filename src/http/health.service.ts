@@ -2,7 +2,7 @@
  * Database health: one timed round trip, plus pool statistics. Serves the `health` query and `/readyz`.
  */
 import type { MikroORM } from '@mikro-orm/postgresql';
-import { poolStats, type PoolStats } from '../db/pool.js';
+import type { PoolStats } from '../db/pool.js';
 
 export interface Health {
   status: 'ok' | 'degraded';
@@ -14,7 +14,7 @@ export interface Health {
 export class HealthService {
   constructor(
     private readonly orm: () => MikroORM | undefined,
-    private readonly poolMax: number,
+    private readonly pool: () => PoolStats,
     private readonly onPing: (ms: number) => void = () => undefined,
   ) {}
 
@@ -33,6 +33,6 @@ export class HealthService {
     }
     const responseTimeMs = Math.round((performance.now() - started) * 1000) / 1000;
     if (database) this.onPing(responseTimeMs);
-    return { status: database ? 'ok' : 'degraded', database, responseTimeMs, pool: poolStats(orm, this.poolMax) };
+    return { status: database ? 'ok' : 'degraded', database, responseTimeMs, pool: this.pool() };
   }
 }

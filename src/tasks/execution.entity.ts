@@ -39,7 +39,8 @@ export const TaskExecutionSchema = defineEntity({
   ],
   properties: (p) => ({
     id: p.uuid().primary(),
-    task: () => p.manyToOne(Task).ref().deleteRule('cascade').index(false),
+    // ON UPDATE CASCADE, as MikroORM 6 derived it (7 no longer does): the schema keeps it.
+    task: () => p.manyToOne(Task).ref().deleteRule('cascade').updateRule('cascade').index(false),
     status: p.enum(TASK_STATUSES as unknown as string[]).nativeEnumName('task_status'),
     startedAt: p.datetime(3),
     completedAt: p.datetime(3).nullable(),

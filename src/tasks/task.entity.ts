@@ -102,7 +102,7 @@ export const TaskSchema = defineEntity({
     status: p.enum(TASK_STATUSES as unknown as string[]).nativeEnumName('task_status').default('PENDING'),
     assignee: p.string().length(255).nullable(),
     createdBy: p.string().length(255),
-    // A literal default: `.default([])` emits broken SQL in multi-row inserts in MikroORM 6.6.16.
+    // A literal default: `.default([])` emitted broken SQL in multi-row inserts in MikroORM 6.6.16 (and the schema has it).
     tags: p.array().defaultRaw(`'{}'`).onCreate(() => []),
     metadata: p.json().defaultRaw(`'{}'`),
     context: p.json().defaultRaw(`'{}'`),
@@ -119,6 +119,7 @@ export const TaskSchema = defineEntity({
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
     version: p.integer().version(),
-    parent: () => p.manyToOne(Task).ref().nullable().deleteRule('set null').index(false),
+    // MikroORM 6 derived ON UPDATE CASCADE for this foreign key; 7 no longer does, so it is stated (the schema keeps it).
+    parent: () => p.manyToOne(Task).ref().nullable().deleteRule('set null').updateRule('cascade').index(false),
   }),
 });

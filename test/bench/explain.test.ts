@@ -5,7 +5,7 @@
  * The statements are the real ones: the server runs at LOG_LEVEL=debug and we take the `sql` log lines carrying
  * the operation's request id. Statements built with bind parameters are logged with `?` placeholders, so their
  * values are captured where they are sent: on each pg connection the server's pool lends (hand-written SQL runs on
- * it directly, src/db/sql.ts; the ORM's statements through knex end there too), and the plan is made with those
+ * it directly, src/db/sql.ts; the ORM's statements through Kysely end there too), and the plan is made with those
  * values, as PostgreSQL planned the real execution.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +29,7 @@ function nodes(plan: PlanNode): PlanNode[] {
   return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
 }
 
-/** knex's `?` placeholders to PostgreSQL's `$n`, as knex does it for pg (`\?` is a literal question mark). */
+/** `?` placeholders to PostgreSQL's `$n`, as src/db/sql.ts sends them (`\?` is a literal question mark). */
 function positional(text: string): string {
   let n = 0;
   return text.replace(/\\\?|\?/g, (m) => (m === '?' ? `$${++n}` : '?'));
@@ -53,11 +53,13 @@ beforeAll(async () => {
   server = await startServer(db.url, { LOG_LEVEL: 'debug' }); // migrates the database
   client = await db.client();
   const seeded = await seedTasks(client, { tasks: TASKS, seed: 42 }); // ends with VACUUM ANALYZE
-  const knex = server.app.orm()?.em.getConnection().getKnex();
-  if (!knex) throw new Error('the server has no ORM after boot');
-  // Every connection the pool lends from now on reports what it is asked to run (wrapped once per connection).
-  const pool = (knex.client as { pool: { on(event: 'acquireSuccess', listener: (id: number, connection: Capturable) => void): void } }).pool;
-  pool.on('acquireSuccess', (_id, connection) => {
+  const orm = server.app.orm();
+  if (!orm) throw new Error('the server has no ORM after boot');
+  // Every connection the pool lends from now on reports what it is asked to run (wrapped once per connection):
+  // `query({ text, values })` from src/db/sql.ts, `query(text, values)` from MikroORM (Kysely).
+  const pool = await orm.em.getConnection().getNativeClient();
+  pool.on('acquire', (client) => {
+    const connection = client as unknown as Capturable;
     if (connection.captured) return;
     connection.captured = true;
     const query = connection.query.bind(connection);
@@ -65,6 +67,8 @@ beforeAll(async () => {
       if (typeof config === 'object' && config !== null && 'text' in config) {
         const { text, values } = config as { text: string; values?: unknown[] };
         sent.push({ sql: text, bindings: values ?? [] });
+      } else if (typeof config === 'string') {
+        sent.push({ sql: config, bindings: Array.isArray(rest[0]) ? (rest[0] as unknown[]) : [] });
       }
       return query(config, ...rest);
     };

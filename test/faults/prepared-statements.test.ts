@@ -3,6 +3,7 @@
  * each text once per connection. With a pool of two connections, a read's statement is found prepared on one or
  * both of them, once each, however often the read runs.
  */
+import type { PoolClient } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../helpers/server.js';
 
@@ -10,15 +11,19 @@ const { db, server } = useServer('prepared_statements', { DB_POOL_MIN: '2', DB_P
 
 /** The statements prepared on each of the server's two pooled connections (both held at once, so both are seen). */
 async function prepared(): Promise<PreparedRow[]> {
-  const knex = server.app.orm()!.em.getConnection().getKnex();
-  const client = knex.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<unknown> };
-  const connections = await Promise.all([client.acquireConnection(), client.acquireConnection()]);
+  const connections = await bothConnections();
   try {
-    const lists = await Promise.all(connections.map((c) => c.query('select name, statement, generic_plans, custom_plans from pg_prepared_statements order by name')));
+    const lists = await Promise.all(connections.map((c) => c.query<PreparedRow>('select name, statement, generic_plans, custom_plans from pg_prepared_statements order by name')));
     return lists.flatMap((l) => l.rows);
   } finally {
-    await Promise.all(connections.map((c) => client.releaseConnection(c)));
+    for (const c of connections) c.release();
   }
+}
+
+/** Both connections of the server's pool (DB_POOL_MAX=2), checked out of its pg pool at once. */
+async function bothConnections(): Promise<PoolClient[]> {
+  const pool = await server.app.orm()!.em.getConnection().getNativeClient();
+  return Promise.all([pool.connect(), pool.connect()]);
 }
 interface PreparedRow {
   name: string;
@@ -26,9 +31,6 @@ interface PreparedRow {
   /** bigint counters, as text. */
   generic_plans: string;
   custom_plans: string;
-}
-interface PgClient {
-  query(text: string): Promise<{ rows: PreparedRow[] }>;
 }
 
 describe('prepared statements', () => {
@@ -118,11 +120,9 @@ describe('prepared statements', () => {
       await c.end();
     }
     // A pooler's swap, as the server sees it: the connections' prepared statements are gone behind pg's back.
-    const knex = server.app.orm()!.em.getConnection().getKnex();
-    const client = knex.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<unknown> };
-    const connections = await Promise.all([client.acquireConnection(), client.acquireConnection()]);
+    const connections = await bothConnections();
     await Promise.all(connections.map((connection) => connection.query('deallocate all')));
-    await Promise.all(connections.map((connection) => client.releaseConnection(connection)));
+    for (const connection of connections) connection.release();
     for (let i = 0; i < 4; i++) {
       expect((await rename(`swapped ${i}`)).body.errors).toBeUndefined();
       const read = await server.gql<{ task: { title: string } }>('query($id: ID!) { task(id: $id) { title } }', { id });

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { adminUrlFor, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startServer, waitFor } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { TaskSchema } from '../../src/tasks/task.entity.js';
 
 let db: TestDatabase;
 
@@ -94,12 +95,29 @@ describe('boot', () => {
       expect(orm.config.get('clientUrl')).toBe(db.url);
       expect(orm.config.get('allowGlobalContext')).toBe(false);
       // The root EntityManager refuses work outside an operation's fork.
-      await expect(orm.em.find('Task', {})).rejects.toThrow(/global EntityManager/);
+      await expect(orm.em.find(TaskSchema, {})).rejects.toThrow(/global EntityManager/);
       await server.stop();
     } finally {
       delete process.env.MIKRO_ORM_CLIENT_URL;
       delete process.env.MIKRO_ORM_ALLOW_GLOBAL_CONTEXT;
       delete process.env.MIKRO_ORM_DEBUG;
+    }
+  });
+
+  it('opens DB_POOL_MIN connections at boot, before any request, and keeps them', async () => {
+    const server = await startServer(db.url, { DB_APPLICATION_NAME: 'tt-boot-min', DB_POOL_MIN: '3', DB_POOL_MAX: '5' });
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      // pg's pool opens connections only on demand: the boot opened these (src/db/orm.ts, openPoolMinimum).
+      expect((await server.app.orm()!.em.getConnection().getNativeClient()).totalCount).toBe(3);
+      expect(server.logs.find((l) => l.msg === 'database pool holds its minimum')).toMatchObject({ open: 3, min: 3 });
+      // (The subscription listener's connection is named 'tt-boot-min:listener'.)
+      const { rows } = await c.query<{ n: string }>("select count(*) as n from pg_stat_activity where application_name = 'tt-boot-min'");
+      expect(Number(rows[0]?.n)).toBe(3);
+    } finally {
+      await server.stop();
+      await c.end();
     }
   });
 

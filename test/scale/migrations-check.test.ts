@@ -37,7 +37,7 @@ describe('the schema check (pendingMigrations)', () => {
     } finally {
       await c.end();
     }
-    const theirs = (await orm!.getMigrator().getPendingMigrations()).map((m) => m.name);
+    const theirs = (await orm!.migrator.getPending()).map((m) => m.name);
     expect(ours.length).toBeGreaterThanOrEqual(2);
     expect(ours).toEqual(theirs);
     const applied = await migrate(orm!, log);

@@ -10,7 +10,7 @@ const { db, server } = useServer('masking');
 
 /** What no client should read: SQL, PostgreSQL's and the driver's wording, ORM internals, paths, stacks. */
 const LEAK =
-  /\b(select|insert|update|delete|alter)\b.*\b(from|into|set|table|where)\b|relation|constraint|violat|column|syntax|sqlstate|postgres|pg_|knex|mikro|ValidationError|TypeError|infinity|canceling|node_modules|\.ts:\d|\bat [\w.<>]+ \(|stack/i;
+  /\b(select|insert|update|delete|alter)\b.*\b(from|into|set|table|where)\b|relation|constraint|violat|column|syntax|sqlstate|postgres|pg_|kysely|mikro|ValidationError|TypeError|infinity|canceling|node_modules|\.ts:\d|\bat [\w.<>]+ \(|stack/i;
 
 /** Asserts the response holds one error with exactly `code`, a message that leaks nothing, and no stack. */
 function expectSafe(res: GqlResponse, code: string, extra: Record<string, unknown> = {}): string {
