@@ -10,9 +10,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { closeOrm, createOrm, ormOptions } from '../src/db/orm.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
-import { OperationRegistry } from '../src/lifecycle/operations.js';
+import { withMigrationDatabase } from './migration-database.js';
 
 const { values } = parseArgs({
   options: { name: { type: 'string' }, blank: { type: 'boolean', default: false }, check: { type: 'boolean', default: false } },
@@ -21,25 +19,18 @@ const config = loadConfigOrExit();
 const log = createLogger(config.log).child({ component: 'migration:create' });
 
 /** The file written, `undefined` when nothing changed, or `needed` under `--check` when something did. */
-async function run(): Promise<string | undefined> {
-  let embedded: EmbeddedPostgres | undefined;
-  let url = config.database.directUrl;
-  if (url === undefined) {
-    if (config.database.source.kind !== 'embedded') throw new Error('no database URL configured');
-    embedded = await startEmbeddedPostgres({ ...config.database.source, log });
-    url = embedded.url;
-  }
-  const options = ormOptions({ database: config.database, clientUrl: url, log, operations: new OperationRegistry(), direct: true });
-  // The snapshot is what a new migration is diffed against, so here (and only here) it is written.
-  const orm = await createOrm({ ...options, migrations: { ...options.migrations, snapshot: true } });
-  try {
-    if (values.check) return (await orm.migrator.checkSchema()) ? 'needed' : undefined;
-    const { fileName } = await orm.migrator.create(undefined, values.blank, false, values.name);
-    return fileName || undefined;
-  } finally {
-    await closeOrm(orm, config.database.closeTimeoutMs);
-    await embedded?.stop();
-  }
+function run(): Promise<string | undefined> {
+  return withMigrationDatabase(
+    config,
+    log,
+    async (orm) => {
+      if (values.check) return (await orm.migrator.checkSchema()) ? 'needed' : undefined;
+      const { fileName } = await orm.migrator.create(undefined, values.blank, false, values.name);
+      return fileName || undefined;
+    },
+    // The snapshot is what a new migration is diffed against, so here (and only here) it is written.
+    (options) => ({ ...options, migrations: { ...options.migrations, snapshot: true } }),
+  );
 }
 
 try {
