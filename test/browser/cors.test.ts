@@ -6,7 +6,6 @@
  * fetch rejects and its WebSocket is refused. Skipped where Chromium is not installed (failed in CI).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,15 +14,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { SignJWT } from 'jose';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM_MISSING, launchChromium } from '../helpers/chromium.js';
 import type * as ClientModule from '@task-tracker/client';
 import { skipWithout } from '../helpers/ci.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { waitForSubscriptions } from '../helpers/ws.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256';
 
@@ -78,17 +77,14 @@ let stranger: { server: Server; origin: string };
 let token: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) return;
+  if (CHROMIUM_MISSING) return;
   const bundle = await browserBuild();
   listed = await serveSite(bundle);
   stranger = await serveSite(bundle);
   db = await createTestDatabase('browser_cors');
   api = await startServer(db.url, { CORS_ORIGINS: listed.origin, AUTH_JWT_SECRET: SECRET });
   token = await new SignJWT({ sub: 'ada', scope: 'tasks:write' }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 afterAll(async () => {
   await browser?.close();
@@ -110,8 +106,8 @@ async function open(origin: string): Promise<{ page: Page; consoleErrors: string
   return { page, consoleErrors };
 }
 
-describe.skipIf(skipWithout(existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian: apt-get install chromium; .ci/run installs it)`))(
-  `a frontend on another origin, in Chromium${existsSync(CHROMIUM) ? '' : `: skipped, ${CHROMIUM} is not installed`}`,
+describe.skipIf(skipWithout(CHROMIUM_MISSING))(
+  `a frontend on another origin, in Chromium${CHROMIUM_MISSING ? `: skipped, ${CHROMIUM_MISSING}` : ''}`,
   () => {
     it('from a listed origin: queries, mutates with a token, reads x-request-id, and receives a subscription event', async () => {
       const { page } = await open(listed.origin);
