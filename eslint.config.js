@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'migrations/.snapshot.json', 'scratch/**', '.data/**', 'temp/**', 'coverage/**', '**/generated/**', 'playground/dist/**', 'test/artifacts/**', 'dist/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'migrations/.snapshot.json', 'scratch/**', '.data/**', 'temp/**', 'coverage/**', '**/generated/**', 'playground/dist/**', 'test/artifacts/**', 'dist/**', 'packages/*/dist/**', 'bench/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,7 +1,7 @@
 /**
- * Configuration for the MikroORM CLI (`npm run migration:create`, `npm run migration:up`): the server's own ORM
- * options, read from the same validated configuration, with migration snapshots turned on so new migrations are
- * diffed against the committed `.snapshot.json`.
+ * Configuration for the MikroORM CLI (`npm run migration:up`, `npx mikro-orm ...`): the server's own ORM options,
+ * read from the same validated configuration, with migration snapshots turned on so new migrations are diffed
+ * against the committed `.snapshot.json` (`npm run migration:create` is scripts/migration-create.ts).
  */
 import { defineConfig } from '@mikro-orm/postgresql';
 import { loadConfig } from './src/config.js';

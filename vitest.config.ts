@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 import SkipReporter from './test/helpers/skip-reporter.js';
 
@@ -9,7 +10,11 @@ export default defineConfig({
     // graphql 16 ships CJS (main) and ESM (module) builds. Node, and so Apollo and the server under tsx, load the
     // CJS one; without this, Vite would give our sources the ESM one, and `instanceof GraphQLError` would differ
     // between our code and Apollo's only under test.
-    alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }],
+    alias: [
+      { find: /^graphql$/, replacement: require.resolve('graphql') },
+      // The client package from its source, as tsconfig.json's paths map it: tests need no build of packages/client.
+      { find: /^@task-tracker\/client$/, replacement: fileURLToPath(new URL('./packages/client/src/index.ts', import.meta.url)) },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

@@ -26,7 +26,8 @@ import {
   type TaskPriority,
   type TaskStatus,
   type TaskType,
-} from './index.js';
+} from '@task-tracker/client';
+import { maskSecrets } from '../src/secrets.js';
 import { printDetail, printTable } from './cli-output.js';
 
 const USAGE = `usage: task-tracker tasks <list|show|create|start|complete|fail|stats> [options]
@@ -172,10 +173,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 2;
     }
     if (err instanceof TaskTrackerError) {
-      process.stderr.write(json ? `${JSON.stringify({ error: { code: err.code, message: err.message, ...err.extensions } })}\n` : `error: ${err.message} (${err.code})\n`);
+      // The client masks its URL's password and its token already; any other URL a message quotes is masked here.
+      const message = maskSecrets(err.message);
+      process.stderr.write(json ? `${JSON.stringify({ error: { code: err.code, message, ...err.extensions } })}\n` : `error: ${message} (${err.code})\n`);
       return EXIT[err.code] ?? 1;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.stderr.write(`error: ${maskSecrets((err as Error).message)}\n`);
     return 1;
   }
 }

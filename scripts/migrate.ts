@@ -9,32 +9,18 @@
  */
 import { loadConfigOrExit } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { closeOrm, createOrm, migrate, ormOptions, waitForDatabase } from '../src/db/orm.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
-import { OperationRegistry } from '../src/lifecycle/operations.js';
+import { migrate, waitForDatabase } from '../src/db/orm.js';
+import { withMigrationDatabase } from './migration-database.js';
 
 const config = loadConfigOrExit();
 const log = createLogger(config.log).child({ component: 'migrate' });
 
 async function run(): Promise<void> {
-  let embedded: EmbeddedPostgres | undefined;
-  let url = config.database.directUrl;
-  if (url === undefined) {
-    if (config.database.source.kind !== 'embedded') throw new Error('no database URL configured');
-    embedded = await startEmbeddedPostgres({ ...config.database.source, log });
-    url = embedded.url;
-  }
-  const orm = await createOrm(
-    ormOptions({ database: config.database, clientUrl: url, log, operations: new OperationRegistry(), direct: true }),
-  );
-  try {
+  await withMigrationDatabase(config, log, async (orm, url) => {
     log.info({ database: new URL(url).pathname.slice(1), host: new URL(url).host }, 'migrating');
     await waitForDatabase(orm, config.database.connectDeadlineMs, log, new AbortController().signal);
     await migrate(orm, log);
-  } finally {
-    await closeOrm(orm, config.database.closeTimeoutMs);
-    await embedded?.stop();
-  }
+  });
 }
 
 try {

@@ -158,6 +158,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     },
     metrics: () => metrics.render(),
     metricsToken: config.metricsToken,
+    cors: config.cors,
     graphql: (req, reply) => endpoint.handle(req, reply),
   });
 
@@ -170,6 +171,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     authenticator,
     limiter,
     accepting: () => state === 'ready',
+    cors: config.cors,
   });
   subscriptions.bind(http.server);
   await http.listen({ port: config.port, host: config.host });

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { maskUrl, maskUrlList } from './secrets.js';
 import { invalidProxyList, type TrustProxy } from './http/client-address.js';
+import { corsOriginsSchema, type CorsConfig } from './http/cors.js';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -73,7 +74,7 @@ const trustProxy = z
     return list;
   });
 
-/** The raw environment schema: names and defaults as in the README's configuration table. */
+/** The raw environment schema: names and defaults as in docs/configuration.md. */
 const envSchema = z.object({
   PORT: int(0, 65535).default(4000),
   HOST: nonEmpty.default('0.0.0.0'),
@@ -129,6 +130,8 @@ const envSchema = z.object({
     .default([]),
   DB_REPLICA_MAX_LAG_MS: int(100, 3_600_000).default(5000),
   DB_REPLICA_WAIT_MS: int(0, 10_000).default(50),
+  CORS_ORIGINS: corsOriginsSchema.optional(),
+  CORS_CREDENTIALS: bool.default(false),
 });
 
 /** Settings whose value is never echoed: an error says only what is wrong with it. */
@@ -237,6 +240,12 @@ export interface Config {
    * nearest untrusted hop saw: `true` trusts one hop, a number that many, a list those addresses.
    */
   readonly trustProxy: TrustProxy;
+  /**
+   * Browser pages on other origins (src/http/cors.ts): `CORS_ORIGINS` (default unset: off, no CORS headers, and
+   * WebSocket upgrades from any origin) lists exact origins (`https://app.example.com,http://localhost:5173`) or
+   * is `*`; `CORS_CREDENTIALS` (default false) lets pages send cookies, and is refused with `*`.
+   */
+  readonly cors: CorsConfig | undefined;
   readonly limits: {
     /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
     readonly maxBodyBytes: number;
@@ -332,6 +341,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid DB_PGBOUNCER (got "true"): set DATABASE_URL to PgBouncer and DATABASE_MIGRATION_URL to a direct (non-PgBouncer) URL of the same database',
     );
   }
+  if (e.CORS_CREDENTIALS && e.CORS_ORIGINS === undefined) {
+    throw new ConfigError('Invalid CORS_CREDENTIALS (got "true"): it applies to the origins in CORS_ORIGINS, which is not set');
+  }
+  if (e.CORS_CREDENTIALS && e.CORS_ORIGINS === '*') {
+    // Browsers refuse the pair anyway; and echoing every origin instead would hand any site its visitors' cookies.
+    throw new ConfigError('Invalid CORS_ORIGINS (got "*"): * cannot go with CORS_CREDENTIALS=true; list the origins that may send credentials');
+  }
   const production = e.NODE_ENV === 'production';
   const config: Config = {
     port: e.PORT,
@@ -360,6 +376,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? { secret: e.AUTH_JWT_SECRET, jwksUrl: e.AUTH_JWKS_URL, issuer: e.AUTH_ISSUER, audience: e.AUTH_AUDIENCE }
         : undefined,
     trustProxy: e.TRUST_PROXY,
+    cors: e.CORS_ORIGINS === undefined ? undefined : { origins: e.CORS_ORIGINS, credentials: e.CORS_CREDENTIALS },
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? (!production && process.stdout.isTTY === true) },
     limits: {
       maxBodyBytes: e.MAX_BODY_BYTES,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 
 describe('configuration', () => {
-  it('has the defaults of the README configuration table and chooses the embedded PostgreSQL when nothing is configured', () => {
+  it('has the defaults of docs/configuration.md and chooses the embedded PostgreSQL when nothing is configured', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
       port: 4000,

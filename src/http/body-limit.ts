@@ -29,6 +29,8 @@ export interface BodyLimit {
   requestId(req: IncomingMessage): string;
   /** The JSON body of the 413, in the server's error shape. */
   body: string;
+  /** Further headers of the 413 (CORS, so a page on another origin can read it). */
+  headers?(req: IncomingMessage): Record<string, string>;
 }
 
 /** Sockets whose refused upload is being thrown away, each with the call that ends its response. */
@@ -56,6 +58,7 @@ function refuse(req: IncomingMessage, res: ServerResponse, limit: BodyLimit, dec
   const requestId = limit.requestId(req);
   limit.log.debug({ requestId, contentLength: declared }, 'request refused: Content-Length over MAX_BODY_BYTES');
   res.writeHead(413, {
+    ...limit.headers?.(req),
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(limit.body),
     connection: 'close',

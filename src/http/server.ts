@@ -12,9 +12,11 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyCors from '@fastify/cors';
 import type { Logger } from '../logger.js';
 import { AppError } from '../graphql/errors.js';
 import { bodyLimitedServer, endRefusal } from './body-limit.js';
+import { corsPluginOptions, corsResponseHeaders, type CorsConfig } from './cors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -55,6 +57,8 @@ export interface HttpHooks {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** A token `/metrics` requires as `Authorization: Bearer <token>`; none when undefined. */
   metricsToken: string | undefined;
+  /** Cross-origin access for browser pages (CORS_ORIGINS, src/http/cors.ts); none when undefined. */
+  cors?: CorsConfig | undefined;
 }
 
 /** Compares a presented credential with the expected one in constant time. */
@@ -155,7 +159,13 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     bodyLimit: maxBodyBytes,
     // Refuses a declared Content-Length over the limit before reading, so the 413 survives (see body-limit.ts);
     // a chunked body is still cut by bodyLimit as it streams.
-    serverFactory: bodyLimitedServer({ maxBodyBytes, log, requestId: requestIdOf, body: errorBody('BAD_REQUEST', tooLargeMessage(maxBodyBytes)) }),
+    serverFactory: bodyLimitedServer({
+      maxBodyBytes,
+      log,
+      requestId: requestIdOf,
+      body: errorBody('BAD_REQUEST', tooLargeMessage(maxBodyBytes)),
+      headers: (req) => corsResponseHeaders(hooks.cors, req),
+    }),
     // On close: idle keep-alive sockets are closed at once, requests in flight are waited for.
     forceCloseConnections: 'idle',
     // Requests that arrive while closing are refused by our onRequest hook instead, in our error shape.
@@ -169,11 +179,16 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
     },
   });
 
+  // First: every response carries the request id, a CORS preflight answered by the plugin's hook too.
+  app.addHook('onRequest', async (req, reply) => void reply.header('x-request-id', req.id));
+  // Registered before our other hooks, so that its headers are on our refusals too (a 503 while closing, a 415),
+  // which a page on another origin can then read. Without CORS_ORIGINS nothing is registered: OPTIONS stays a 405.
+  if (hooks.cors) void app.register(fastifyCors, corsPluginOptions(hooks.cors));
+
   let closing = false;
   app.addHook('preClose', async () => void (closing = true));
 
   app.addHook('onRequest', async (req, reply) => {
-    void reply.header('x-request-id', req.id);
     if (closing) {
       // A request on a keep-alive connection after close() began: in-flight ones finish, new ones go elsewhere.
       void reply.header('connection', 'close').header('retry-after', '1');

@@ -9,6 +9,7 @@
  *   (`{ "authorization": "Bearer <JWT>" }`) or in the upgrade request's `Authorization` header; a missing or bad
  *   token closes the socket with 4401 Unauthorized, and so does the token's `exp` when it passes (the token is
  *   checked once, at `connection_init`): the client reconnects with a fresh token and resumes with `after`.
+ * - Origin (with CORS_ORIGINS): a browser's upgrade from an origin not listed is refused with 403 (src/http/cors.ts).
  * - Every subscription passes the checks of src/subscriptions/ws.checks.ts; errors are masked like HTTP ones.
  * - Shutdown: `close()` closes every socket with 1001 Going Away (clients reconnect, to another instance), and
  *   cuts the ones that do not finish the closing handshake in time.
@@ -24,6 +25,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import type { RateLimiter } from '../http/rate-limit.js';
+import { refuseCrossOriginUpgrade, type CorsConfig } from '../http/cors.js';
 import { requestIdOf } from '../http/server.js';
 import { createContext, type AppServices, type GraphQLContext } from '../graphql/context.js';
 import { AppError, createFormatError } from '../graphql/errors.js';
@@ -59,6 +61,8 @@ export interface WsServerOptions {
   hub: EventHub;
   /** Does the app take operations now (booted, not draining)? */
   accepting(): boolean;
+  /** CORS_ORIGINS: a browser's upgrade from an origin not listed is refused with 403 (src/http/cors.ts). */
+  cors?: CorsConfig | undefined;
 }
 
 /** What the server needs once the app has booted. */
@@ -134,6 +138,7 @@ export class SubscriptionWsServer {
     socket.on('error', () => undefined); // a client that vanishes mid-handshake is not our error
     const path = (request.url ?? '/').split('?')[0];
     if (path !== '/graphql') return refuse(socket, 404, requestId, 'WebSocket connections go to /graphql');
+    if (refuseCrossOriginUpgrade(this.options.cors, request, socket, requestId)) return;
     if (this.closing || !this.backends || !this.options.accepting()) {
       return refuse(socket, 503, requestId, 'Service unavailable: the server is starting or shutting down. Try again shortly.');
     }

@@ -43,7 +43,7 @@ export class TaskService {
     if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
     const toRecord = taskRecordMapper(this.db.getPlatform());
     // Not the unit of work and no transaction: one statement checks, inserts and records the event (task.insert.ts).
-    // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (README).
+    // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (docs/scaling.md, PgBouncer).
     const run = async (): Promise<TaskRecord> => {
       try {
         const outcome = await insertTask(this.db, item.id ?? randomUUID(), item, this.actor, new Date(), {

@@ -4,7 +4,10 @@
  * over a real PostgreSQL, a real WebSocket (graphql-ws client), real HS256 tokens.
  */
 import { SignJWT } from 'jose';
+import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { watchTaskEvents, type TaskTrackerError, type WatchedTaskEvent } from '@task-tracker/client';
+import { waitFor } from '../helpers/server.js';
 import { useServer } from '../helpers/server.js';
 import { subscribe, waitForSubscriptions, type Subscription } from '../helpers/ws.js';
 
@@ -102,6 +105,38 @@ describe('a WebSocket connection and its token', () => {
       expect(overflows).toEqual([]);
     } finally {
       process.off('warning', onWarning);
+    }
+  });
+
+  it('lets the typed client with a token function reconnect on its own with a fresh token, missing nothing', async () => {
+    const exp = Math.ceil(Date.now() / 1000) + 2;
+    const issued: string[] = [];
+    // First a token that expires in about 2 s, then (as an app's refresh would) a fresh one.
+    const tokenSource = async () => {
+      const next = await token('refreshing', issued.length === 0 ? exp : nowSeconds() + 300);
+      issued.push(next);
+      return next;
+    };
+    const events: WatchedTaskEvent[] = [];
+    const errors: TaskTrackerError[] = [];
+    const stop = watchTaskEvents({ url: `${server.url}/graphql`, token: tokenSource, webSocketImpl: WebSocket }, { kinds: ['CREATED'] }, {
+      next: (e) => events.push(e),
+      error: (e) => errors.push(e),
+    });
+    try {
+      await waitForSubscriptions(server.url, 1);
+      const before = await createTask('client before expiry');
+      await waitFor(() => events.length === 1, 'the event before expiry');
+      // The server closes the first connection at exp (4401); the client connects again with the second token.
+      await waitFor(() => issued.length === 2, 'the client to ask for a fresh token', exp * 1000 - Date.now() + 10_000);
+      await waitForSubscriptions(server.url, 1);
+      const after = await createTask('client after expiry');
+      await waitFor(() => events.length === 2, 'the event after the reconnection');
+      expect(events.map((e) => e.taskId)).toEqual([before, after]);
+      expect(errors).toEqual([]);
+      expect(server.logs.some((l) => l.msg === 'closing the WebSocket connection: the token expired')).toBe(true);
+    } finally {
+      await stop();
     }
   });
 

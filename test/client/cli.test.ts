@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CreateTaskDocument, ListTasksDocument, ShowTaskDocument, TaskTrackerError, createClient } from '../../client/index.js';
+import { CreateTaskDocument, ListTasksDocument, ShowTaskDocument, TaskTrackerError, createClient } from '@task-tracker/client';
 import { useServer } from '../helpers/server.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');

@@ -2,8 +2,9 @@
  * The typed client's `watchTaskEvents`: streams events over WebSocket, and after its connection is cut it
  * reconnects by itself and resumes after the last event it delivered: nothing missed, nothing twice.
  */
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { watchTaskEvents, type WatchedTaskEvent } from '../../client/index.js';
+import { watchTaskEvents, type WatchedTaskEvent } from '@task-tracker/client';
 import { useServer, waitFor } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { waitForSubscriptions } from '../helpers/ws.js';
@@ -27,7 +28,8 @@ describe('watchTaskEvents', () => {
   it('delivers events, and resumes after a cut connection without a gap or a duplicate', async () => {
     const events: WatchedTaskEvent[] = [];
     const errors: unknown[] = [];
-    const stop = watchTaskEvents({ url: `${proxy.urlFor(server.url).replace(/\/$/, '')}/graphql` }, { kinds: ['CREATED'] }, {
+    // Node 20 has no global WebSocket: the client takes `ws` (a browser's, or Node 22's, is used by default).
+    const stop = watchTaskEvents({ url: `${proxy.urlFor(server.url).replace(/\/$/, '')}/graphql`, webSocketImpl: WebSocket }, { kinds: ['CREATED'] }, {
       next: (e) => events.push(e),
       error: (e) => errors.push(e),
     });

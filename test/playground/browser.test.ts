@@ -3,32 +3,28 @@
  * shows its result. A screenshot goes to test/artifacts/. Skipped (with a note) where Chromium is not installed;
  * `.ci/run` installs it.
  */
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM_MISSING, launchChromium } from '../helpers/chromium.js';
 import { startServer, useServer } from '../helpers/server.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(import.meta.dirname, '..', 'artifacts');
 const { db, server } = useServer('playground');
 let browser: Browser | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  if (CHROMIUM_MISSING) return;
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
 });
 
 describe.skipIf(
-  (await import('../helpers/ci.js')).skipWithout(existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian: apt-get install chromium; .ci/run installs it)`),
-)(`the playground in a browser${existsSync(CHROMIUM) ? '' : `: skipped, ${CHROMIUM} is not installed`}`, () => {
+  (await import('../helpers/ci.js')).skipWithout(CHROMIUM_MISSING),
+)(`the playground in a browser${CHROMIUM_MISSING ? `: skipped, ${CHROMIUM_MISSING}` : ''}`, () => {
   it('loads offline from the server alone, runs a query and shows the result', async () => {
     const context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();

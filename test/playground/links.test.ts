@@ -7,17 +7,17 @@
  * To make a README link: `playgroundLink('http://localhost:4000/playground', { query, variables, operationName })`
  * from playground/src/link.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildSchema, parse, validate } from 'graphql';
-import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import { type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM_MISSING, launchChromium } from '../helpers/chromium.js';
 import { skipWithout } from '../helpers/ci.js';
 import { useServer } from '../helpers/server.js';
 import { playgroundLink, readLink, type PlaygroundLink } from '../../playground/src/link.js';
 import { TOUR } from '../../playground/src/tour.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const README_PAGE = 'http://localhost:4000/playground';
 const { server } = useServer('playground_links');
@@ -41,11 +41,8 @@ function readmeLink(label: string): { url: string; link: PlaygroundLink } {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  if (CHROMIUM_MISSING) return;
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
@@ -70,9 +67,8 @@ const queryText = (page: Page) => page.locator('.graphiql-query-editor').innerTe
 const variablesText = (page: Page) => page.locator('.graphiql-editor-tool').innerText();
 const activeTab = (page: Page) => page.locator('.graphiql-tab-active').innerText();
 
-const MISSING = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (Debian: apt-get install chromium; .ci/run installs it)`;
 
-describe.skipIf(skipWithout(MISSING))(`playground links in a browser${MISSING ? `: skipped, ${MISSING}` : ''}`, () => {
+describe.skipIf(skipWithout(CHROMIUM_MISSING))(`playground links in a browser${CHROMIUM_MISSING ? `: skipped, ${CHROMIUM_MISSING}` : ''}`, () => {
   it("opens the README's create link with its variables beside the tour, runs it, and finds its tab again", async () => {
     const { url, link } = readmeLink('try-create');
     const title = (JSON.parse(link.variables!) as { input: { title: string } }).input.title;

@@ -8,7 +8,7 @@ import { replicationSkipReason, startReplication, type Replication } from '../he
 import { skipWithout } from '../helpers/ci.js';
 import { startServer, useServer, waitFor, type TestServer } from '../helpers/server.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
-import { CreateTaskDocument, ShowTaskDocument, createClient } from '../../client/index.js';
+import { CreateTaskDocument, ShowTaskDocument, createClient } from '@task-tracker/client';
 import { minLsnFetch } from '../../playground/src/min-lsn.js';
 
 const skip = replicationSkipReason();

@@ -2,14 +2,14 @@
  * GraphQL over HTTP conformance: graphql-http's server audits against the real server, plus what the audits
  * cannot see (CSRF prevention, GET limited to queries, batching by configuration).
  *
- * The audits that do not pass are pinned here and explained in the README ("Security" > "GraphQL over HTTP
+ * The audits that do not pass are pinned here and explained in docs/security.md ("GraphQL over HTTP
  * conformance"): a new warning or notice fails this file until it is understood and documented.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverAudits, type AuditResult } from 'graphql-http';
 import { startServer, useServer, type TestServer } from '../helpers/server.js';
 
-/** `warn` results (a SHOULD not met), by audit id, as the README lists them. */
+/** `warn` results (a SHOULD not met), by audit id, as docs/security.md lists them. */
 const DOCUMENTED_WARNINGS = {
   '572B': 'SHOULD use 200 status code on document parsing failure when accepting application/json',
   FDE2: 'SHOULD use 200 status code on document validation failure when accepting application/json',
