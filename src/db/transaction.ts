@@ -1,16 +1,12 @@
 /**
- * Transactions for the services: one database transaction per mutation, retried a bounded number of times when
- * PostgreSQL aborts it for a serialization failure or a deadlock (the transaction rolled back, so running it again
- * cannot apply the change twice), and watched: one held longer than DB_LEAK_WARNING_MS is logged at WARN with
- * its operation and request id. Behind PgBouncer (transaction pooling) each transaction starts by setting its own
- * `statement_timeout` with transaction scope: a connection's startup parameters and session settings are not
- * available there (a session `SET` would stay on the server connection and leak to other clients).
- *
- * The transaction is one of src/db/sql.ts (`transaction`: a pg connection of the ORM's pool, BEGIN through the
- * resilient driver's breaker), not `em.transactional`: the services write with hand-written statements and need no
- * unit of work to flush (see src/tasks/task.writes.ts), and those statements need the pg connection itself.
+ * Transactions for the services: one `em.transactional` per mutation on the operation's fork, retried a bounded
+ * number of times when PostgreSQL aborts it for a serialization failure or a deadlock (the transaction rolled back,
+ * so running it again cannot apply the change twice), and watched: one held longer than DB_LEAK_WARNING_MS is
+ * logged at WARN with its operation and request id. Behind PgBouncer (transaction pooling) each transaction starts
+ * by setting its own `statement_timeout` with transaction scope: a connection's startup parameters and session
+ * settings are not available there (a session `SET` would stay on the server connection and leak to other clients).
  */
-import { query, sql, transaction, type OperationReader, type SqlContext } from './sql.js';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
 import { sqlStateOf } from '../graphql/errors.js';
@@ -40,12 +36,13 @@ export class TransactionRunner {
   constructor(private readonly options: TransactionRunnerOptions) {}
 
   /**
-   * Runs `work` in a transaction of the operation `db`, with the retries and the watch above; `work` gets the
-   * operation inside the transaction.
+   * Runs `work` in `em.transactional` on the operation's fork `em`, with the retries and the watch above. `work`
+   * gets the transaction's EntityManager (a fork with an empty identity map); what it persisted is flushed before
+   * COMMIT.
    */
-  async run<T>(db: OperationReader, work: (tx: SqlContext) => Promise<T>): Promise<T> {
+  async run<T>(em: EntityManager, work: (tx: EntityManager) => Promise<T>): Promise<T> {
     const { log, operations, leakWarningMs, maxAttempts = 3, localStatementTimeoutMs: localTimeout } = this.options;
-    const context = db.getLoggerContext<{ opKey?: number; requestId?: string }>();
+    const context = em.getLoggerContext<{ opKey?: number; requestId?: string }>();
     for (let attempt = 1; ; attempt++) {
       const started = Date.now();
       const watch = setTimeout(() => {
@@ -57,10 +54,13 @@ export class TransactionRunner {
       }, leakWarningMs);
       watch.unref();
       try {
-        return await transaction(db, async (tx) => {
-          if (localTimeout !== undefined) await query(tx, sql`select set_config('statement_timeout', ${String(localTimeout)}, true)`);
-          return work(tx);
-        });
+        return await em.transactional(
+          async (tx) => {
+            if (localTimeout !== undefined) await tx.execute(`select set_config('statement_timeout', ?, true)`, [String(localTimeout)]);
+            return work(tx);
+          },
+          { clear: true },
+        );
       } catch (err) {
         const state = sqlStateOf(err) ?? sqlStateOf((err as { cause?: unknown }).cause);
         if (attempt >= maxAttempts || !state || !RETRYABLE.has(state)) throw err;

@@ -1,7 +1,7 @@
 /**
- * The per-operation context: the operation's reader (hand-written SQL, no fork), fresh loaders, the services on the
- * reader, an EntityManager fork made only if a read needs one, the request id and a logger that stamps it on every
- * line. Nothing here outlives the operation.
+ * The per-operation context: the operation's EntityManager fork (every read and write of the operation goes through
+ * it), fresh loaders and services on that fork, the request id and a logger that stamps it on every line. Nothing
+ * here outlives the operation.
  */
 import type DataLoader from 'dataloader';
 import type { FastifyBaseLogger } from 'fastify';
@@ -10,14 +10,14 @@ import type { Operation } from '../lifecycle/operations.js';
 import { createTaskLoaders, type TaskLoaders } from '../tasks/task.loaders.js';
 import { TaskService } from '../tasks/task.service.js';
 import { StatusService } from '../tasks/status.service.js';
-import { DependencyService } from '../tasks/dependency.service.js';
+import { DependencyService } from '../dependencies/dependency.service.js';
 import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
-import { OperationReader } from '../db/sql.js';
-import { taskColumnsOf, type TaskColumns } from '../tasks/task.columns.js';
+import { taskModel, type TaskColumns } from '../tasks/task.model.js';
+import { taskColumnsFor, taskFieldsOf } from './task-fields.js';
 
 /** What every operation's context shares with the app. */
 export interface AppServices {
@@ -36,10 +36,8 @@ export interface GraphQLContext {
   readonly principal: Principal | undefined;
   /** Whose rate-limit bucket this operation draws from. */
   readonly rateKey: string;
-  /** The operation's fork, made on first use: for the reads that map rows to entities (feed, executions, events). */
+  /** The operation's fork: its reads run on it, and its mutations' transactions are forks of it. */
   readonly em: EntityManager;
-  /** The operation's reader: hand-written statements (task loaders, listings, statistics, services' transactions). */
-  readonly db: OperationReader;
   /** The task columns the operation's reads need, once its document is known (undefined: every column). */
   readonly taskColumns: TaskColumns | undefined;
   /** Tells the context the operation's document (before it executes), so task reads take only the columns it needs. */
@@ -62,27 +60,23 @@ export interface GraphQLContext {
   mutated(): void;
 }
 
-/**
- * One operation's context. The fork and the services are made when first asked for; the services and the task reads
- * work on {@link GraphQLContext.db}, so an operation that reads no executions, events or change feed never forks.
- */
+/** One operation's context. The services are made when first asked for. */
 class OperationContext implements GraphQLContext {
   readonly requestId: string;
   readonly actor: string;
   readonly principal: Principal | undefined;
   readonly rateKey: string;
-  readonly db: OperationReader;
+  readonly em: EntityManager;
   readonly loaders: TaskLoaders;
   readonly health: HealthService;
   private readonly transactions: TransactionRunner;
   private readonly loggerContext: { opKey: number; requestId: string };
   private readonly memo = new Map<string, DataLoader<unknown, unknown>>();
-  private fork: EntityManager | undefined;
   taskColumns: TaskColumns | undefined;
   private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService } = {};
 
   constructor(
-    private readonly root: EntityManager,
+    root: EntityManager,
     readonly operation: Operation,
     readonly log: FastifyBaseLogger,
     services: AppServices,
@@ -95,36 +89,28 @@ class OperationContext implements GraphQLContext {
     this.health = services.health;
     this.transactions = services.transactions;
     this.loggerContext = { opKey: operation.key, requestId: operation.requestId };
-    this.db = new OperationReader(root, this.loggerContext);
-    this.loaders = createTaskLoaders(
-      this.db,
-      () => this.em,
-      () => this.taskColumns,
-    );
+    this.em = root.fork({ loggerContext: this.loggerContext });
+    this.loaders = createTaskLoaders(this.em, () => this.taskColumns);
   }
 
   useDocument(schema: GraphQLSchema, document: DocumentNode): void {
-    this.taskColumns = taskColumnsOf(schema, document);
-  }
-
-  get em(): EntityManager {
-    return (this.fork ??= this.root.fork({ loggerContext: this.loggerContext }));
+    this.taskColumns = taskColumnsFor(taskModel(this.em), taskFieldsOf(schema, document));
   }
 
   get tasks(): TaskService {
-    return (this.lazy.tasks ??= new TaskService(this.db, this.actor, this.transactions, this.principal !== undefined, () => this.taskColumns));
+    return (this.lazy.tasks ??= new TaskService(this.em, this.actor, this.transactions, this.principal !== undefined));
   }
 
   get status(): StatusService {
-    return (this.lazy.status ??= new StatusService(this.db, this.actor, this.transactions));
+    return (this.lazy.status ??= new StatusService(this.em, this.actor, this.transactions));
   }
 
   get dependencies(): DependencyService {
-    return (this.lazy.dependencies ??= new DependencyService(this.db, this.actor, this.transactions));
+    return (this.lazy.dependencies ??= new DependencyService(this.em, this.actor, this.transactions));
   }
 
   get removal(): RemovalService {
-    return (this.lazy.removal ??= new RemovalService(this.db, this.actor, this.transactions));
+    return (this.lazy.removal ??= new RemovalService(this.em, this.actor, this.transactions));
   }
 
   loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {
@@ -145,8 +131,8 @@ class OperationContext implements GraphQLContext {
 /**
  * Builds one operation's context. Nothing holds a connection; only transactions and statements borrow one.
  *
- * @param root the ORM's root EntityManager: the reader's connections, and what forks are made of (never used for
- *   entity work itself: `allowGlobalContext` is off).
+ * @param root the ORM's root EntityManager, which the operation's fork is made of (never used for entity work
+ *   itself: `allowGlobalContext` is off).
  */
 export function createContext(
   root: EntityManager,

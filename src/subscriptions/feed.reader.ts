@@ -7,8 +7,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import { decodeCursor } from '../tasks/pagination.js';
-import { TaskEvent, type EventKind } from '../tasks/event.entity.js';
+import { decodeCursor } from '../pagination.js';
+import { TaskEvent, type EventKind } from '../events/event.entity.js';
 
 /** An event's place in the feed: `(xid, id)`, compared in that order. */
 export interface FeedPosition {

@@ -7,7 +7,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
-import type { TaskEvent } from '../tasks/event.entity.js';
+import type { TaskEvent } from '../events/event.entity.js';
 import { FEED_START, isAfter, positionOf, readHead, readMatching, readSettled, type EventFilter, type FeedPosition } from './feed.reader.js';
 import { EventStream } from './stream.js';
 

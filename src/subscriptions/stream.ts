@@ -15,7 +15,7 @@
  * A hand-written iterator rather than an async generator: `return()` (client unsubscribes, socket closes) must end
  * a stream that is waiting for an event at once, and a generator suspended at an `await` would wait for it.
  */
-import type { TaskEvent } from '../tasks/event.entity.js';
+import type { TaskEvent } from '../events/event.entity.js';
 import { isAfter, matches, positionOf, type EventFilter, type FeedPosition } from './feed.reader.js';
 
 /** What a stream needs from the hub. */

@@ -6,7 +6,7 @@
 import type { GraphQLContext } from '../graphql/context.js';
 import { AppError } from '../graphql/errors.js';
 import type { Resolvers, SubscriptionTaskEventsArgs } from '../graphql/generated/resolvers-types.js';
-import type { TaskEvent } from '../tasks/event.entity.js';
+import type { TaskEvent } from '../events/event.entity.js';
 import { parseId } from '../tasks/task.validation.js';
 import { parseFeedCursor } from './feed.reader.js';
 import type { EventHub } from './hub.js';

@@ -28,6 +28,12 @@ export type TaskPriority = (typeof TASK_PRIORITIES)[number];
 export type TaskType = (typeof TASK_TYPES)[number];
 export type JsonObject = Record<string, unknown>;
 
+/**
+ * A task as resolvers see it: the entity's properties with the parent as its id. A managed `Task` is one; so is a
+ * plain object read from rows (task.model.ts), which holds only the columns its operation asked for.
+ */
+export type TaskView = Omit<Task, 'parent'> & { parent?: { readonly id: string } | null };
+
 export class Task {
   id!: string;
   title!: string;

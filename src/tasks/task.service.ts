@@ -1,129 +1,118 @@
 /**
- * The task service: rules and transactions. One instance per operation, on that operation's reader (no fork).
- * Every mutation is atomic: one transaction, or for `createTask` one statement (atomic on its own); resolvers only
- * translate arguments and results.
+ * The task service: creating and changing tasks. One instance per operation, on the operation's fork; every
+ * mutation is one `em.transactional` (TransactionRunner): entities loaded and locked on it, changed, their events
+ * persisted, all flushed before COMMIT. Resolvers only translate arguments and results.
  */
 import { randomUUID } from 'node:crypto';
-import { ForeignKeyConstraintViolationException, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { query, sql, toSql, type OperationReader, type SqlContext } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
-import { insertTask } from './task.insert.js';
-import type { TaskColumns } from './task.columns.js';
-import { snapshot } from './events.js';
-import { changeTask, lockTask, lockTasksWhere } from './task.writes.js';
-import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
+import { Task } from './task.entity.js';
+import { recordChange, recordEvent } from './task.changes.js';
+import { TaskRepository } from './task.repository.js';
+import { taskModel } from './task.model.js';
+import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type NewTask, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
 
 /** The most tasks `createTasks` and `updateTasks` take at once. */
 export const MAX_BATCH = 100;
 
-/** Parent changes take this transaction-level advisory lock so two of them cannot close a loop together. */
-const HIERARCHY_LOCK_KEY = 7_264_911_002;
-
+/**
+ * Locks task `id` FOR UPDATE on the transaction (concurrent changes to it queue up). NOT_FOUND if absent,
+ * VERSION_CONFLICT if `expectedVersion` is given and stale.
+ */
+export async function lockTask(tx: EntityManager, id: string, expectedVersion?: number | null): Promise<Task> {
+  const task = await tx.findOne(Task, id, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  if (!task) throw AppError.notFound('Task', id);
+  if (expectedVersion != null && task.version !== expectedVersion) throw AppError.versionConflict(id, expectedVersion, task.version);
+  return task;
+}
 
 export class TaskService {
   constructor(
-    private readonly db: OperationReader,
+    private readonly em: EntityManager,
     private readonly actor: string,
     private readonly transactions: TransactionRunner,
     /** With authentication on, `createdBy` is the caller, whatever the input says. */
     private readonly actorIsAuthenticated = false,
-    /** The task columns the operation reads (task.columns.ts): what a created task is returned with. */
-    private readonly columns: () => TaskColumns | undefined = () => undefined,
   ) {}
 
   /**
    * Creates a task. With a client-supplied id that exists already, returns the existing task unchanged; when
-   * several such calls race, the losers' inserts fail on the primary key and they return the winner's row.
+   * several such calls race, the losers' inserts fail on the primary key and they return the winner's task.
    */
-  async create(input: CreateTaskInput): Promise<TaskRecord> {
-    const item = validateCreate(input);
-    if (this.actorIsAuthenticated) item.createdBy = this.actor;
-    if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
-    const toRecord = taskRecordMapper(this.db.getPlatform());
-    // Not the unit of work and no transaction: one statement checks, inserts and records the event (task.insert.ts).
-    // Behind PgBouncer it therefore runs under the role's default statement_timeout, like every read (docs/scaling.md, PgBouncer).
-    const run = async (): Promise<TaskRecord> => {
-      try {
-        const outcome = await insertTask(this.db, item.id ?? randomUUID(), item, this.actor, new Date(), {
-          clientId: item.id !== undefined,
-          columns: this.columns(),
-        });
-        if (outcome.kind === 'no-parent') throw parentNotFound(item.parentId);
-        return toRecord(outcome.row);
-      } catch (err) {
-        // The parent was deleted between the statement's start and its foreign-key check.
-        if (err instanceof ForeignKeyConstraintViolationException && item.parentId) throw parentNotFound(item.parentId);
-        throw err;
-      }
-    };
-    try {
-      return await run();
-    } catch (err) {
-      // A concurrent create took the client-supplied id first: run again, now finding it (a safe retry: the failed
-      // statement committed nothing).
-      if (clientIdsRaced(err, [item])) return run();
-      throw err;
-    }
+  async create(input: CreateTaskInput): Promise<Task> {
+    const [task] = await this.createMany([input], false);
+    return task as Task;
   }
 
   /**
    * Creates up to 100 tasks in one transaction, all or none. Each input follows `create`'s rules; a parent may be
    * another task of the same batch. An error names the input's `index`.
    */
-  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<TaskRecord[]> {
+  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<Task[]> {
     if (inputs.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${inputs.length})`, 'inputs');
     const items = inputs.map((input, index) =>
       withIndex(batch, index, () => {
         const item = validateCreate(input);
-        return this.actorIsAuthenticated ? { ...item, createdBy: this.actor } : item;
-      }),
-    );
-    items.forEach((item, index) =>
-      withIndex(batch, index, () => {
+        if (this.actorIsAuthenticated) item.createdBy = this.actor;
         if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
+        return item;
       }),
     );
-    const toRecord = taskRecordMapper(this.db.getPlatform());
+    const ids = items.map((i) => i.id ?? randomUUID());
+    const depths = batchDepths(items, ids, batch);
     const run = () =>
-      this.transactions.run(this.db, async (tx) => {
+      this.transactions.run(this.em, async (tx) => {
+        // A client id that exists already returns that task unchanged (a retried create).
         const clientIds = items.flatMap((i) => (i.id ? [i.id] : []));
-        const existing = clientIds.length ? await query<TaskRow>(tx, sql`select t.* from task t where t.id = any(${clientIds}::uuid[])`) : [];
-        const known = new Set(existing.map((t) => t.id));
-        const newIds = items.map((i) => i.id ?? randomUUID());
-        const batchIds = new Set(newIds);
-        const parentIds = [...new Set(items.flatMap((i) => (i.parentId && !batchIds.has(i.parentId) && !known.has(i.parentId) ? [i.parentId] : [])))];
-        if (parentIds.length) {
-          const found = new Set((await query<{ id: string }>(tx, sql`select id from task where id = any(${parentIds}::uuid[])`)).map((t) => t.id));
-          items.forEach((item, index) =>
-            withIndex(batch, index, () => {
-              if (item.parentId && parentIds.includes(item.parentId) && !found.has(item.parentId)) {
-                throw new AppError('NOT_FOUND', `Parent task ${item.parentId} does not exist`, { field: 'parentId', id: item.parentId });
-              }
-            }),
-          );
-        }
+        const existing = new Map(clientIds.length ? (await tx.find(Task, { id: { $in: clientIds } })).map((t) => [t.id, t]) : []);
+        const created: Task[] = new Array<Task>(items.length);
         const now = new Date();
-        // A parent from the same batch must be inserted first: tasks go in by depth. Each insert is task.insert.ts's
-        // statement (the row and its CREATED event; a client id that exists returns that task unchanged).
-        const depths = batchDepths(items, newIds, batch);
-        const tasks: TaskRecord[] = new Array<TaskRecord>(items.length);
+        // A parent from the same batch is flushed first: tasks go in by depth, so each row is inserted with its
+        // parent and version 1 (the ORM would otherwise insert both and then UPDATE the child's parent).
         for (let depth = 0; depth <= Math.max(0, ...depths); depth++) {
           for (const [index, item] of items.entries()) {
             if (depths[index] !== depth) continue;
-            const outcome = await insertTask(tx, newIds[index] as string, item, this.actor, now, { clientId: item.id !== undefined, columns: this.columns() });
-            if (outcome.kind === 'no-parent') withIndex(batch, index, () => { throw parentNotFound(item.parentId); });
-            else tasks[index] = toRecord(outcome.row);
+            const id = ids[index] as string;
+            created[index] = existing.get(id) ?? this.insert(tx, id, item, now);
           }
+          await tx.flush();
         }
-        return tasks;
+        return created;
       });
+    try {
+      return await this.parentMustExist(items, batch, run);
+    } catch (err) {
+      // A concurrent create took a client-supplied id first: run again, now finding it (a safe retry: the failed
+      // transaction committed nothing).
+      if (err instanceof UniqueConstraintViolationException && items.some((i) => i.id !== undefined)) return this.parentMustExist(items, batch, run);
+      throw err;
+    }
+  }
+
+  /** A new task with its CREATED event, persisted on `tx`. */
+  private insert(tx: EntityManager, id: string, item: NewTask, now: Date): Task {
+    const { id: _clientId, parentId, ...fields } = item;
+    const task = tx.create(Task, { ...fields, id, parent: parentId ? tx.getReference(Task, parentId) : null, createdAt: now, updatedAt: now });
+    const { title, type, priority, assignee } = item;
+    recordEvent(tx, id, 'CREATED', this.actor, { title, type, priority, status: 'PENDING', assignee, parentId }, now);
+    return task;
+  }
+
+  /** Runs `run`; a parent that does not exist (the foreign key refused it) is NOT_FOUND naming the parent. */
+  private async parentMustExist<T>(items: readonly NewTask[], batch: boolean, run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      // A concurrent create took one of the client-supplied ids first: run again, now finding it (a safe retry).
-      if (clientIdsRaced(err, items)) return run();
+      if (!(err instanceof ForeignKeyConstraintViolationException)) throw err;
+      const parents = [...new Set(items.flatMap((i) => (i.parentId ? [i.parentId] : [])))];
+      const found = new Set((await new TaskRepository(this.em).byIds(parents)).map((t) => t.id));
+      items.forEach((item, index) =>
+        withIndex(batch, index, () => {
+          if (item.parentId && !found.has(item.parentId)) throw parentNotFound(item.parentId);
+        }),
+      );
       throw err;
     }
   }
@@ -133,57 +122,56 @@ export class TaskService {
    * `expectedVersion` exactly one wins; the others see the new version and get VERSION_CONFLICT.
    * A change that changes nothing keeps the version.
    */
-  async update(id: string, input: UpdateTaskInput, expectedVersion?: number | null): Promise<TaskRecord> {
+  async update(id: string, input: UpdateTaskInput, expectedVersion?: number | null): Promise<Task> {
     const taskId = parseId(id);
-    const changes = validateUpdate(input);
-    return this.transactions.run(this.db, async (tx) => {
-      if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
+    const changes = validateUpdate(input, taskModel(this.em));
+    return this.transactions.run(this.em, async (tx) => {
+      const repository = new TaskRepository(tx);
+      if (changes.parentId !== undefined) await repository.lockHierarchy();
       const task = await lockTask(tx, taskId, expectedVersion);
-      return this.applyUpdate(tx, task, changes);
+      await this.applyUpdate(tx, repository, task, changes);
+      return task;
     });
   }
 
   /** Applies one change to up to 100 tasks in one transaction, all or none; returns them in the order of `ids`. */
-  async updateMany(ids: readonly string[], input: UpdateTaskInput): Promise<TaskRecord[]> {
+  async updateMany(ids: readonly string[], input: UpdateTaskInput): Promise<Task[]> {
     if (ids.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${ids.length})`, 'ids');
     const taskIds = ids.map((id) => parseId(id, 'ids'));
-    const changes = validateUpdate(input);
-    return this.transactions.run(this.db, async (tx) => {
-      if (changes.parentId !== undefined) await query(tx, toSql('select pg_advisory_xact_lock(?)', [HIERARCHY_LOCK_KEY]));
+    const changes = validateUpdate(input, taskModel(this.em));
+    return this.transactions.run(this.em, async (tx) => {
+      const repository = new TaskRepository(tx);
+      if (changes.parentId !== undefined) await repository.lockHierarchy();
       // Locked in id order, so two batches over overlapping tasks queue up instead of deadlocking.
-      const tasks = await lockTasksWhere(tx, sql`t.id = any(${[...new Set(taskIds)]}::uuid[])`);
+      const tasks = await tx.find(Task, { id: { $in: [...new Set(taskIds)] } }, { lockMode: LockMode.PESSIMISTIC_WRITE, orderBy: { id: 'asc' } });
       const byId = new Map(tasks.map((t) => [t.id, t]));
       const missing = taskIds.find((id) => !byId.has(id));
       if (missing) throw new AppError('NOT_FOUND', `Task ${missing} does not exist`, { id: missing, field: 'ids' });
-      for (const task of tasks) byId.set(task.id, await this.applyUpdate(tx, task, changes));
-      return taskIds.map((id) => byId.get(id) as TaskRecord);
+      for (const task of tasks) await this.applyUpdate(tx, repository, task, changes);
+      return taskIds.map((id) => byId.get(id) as Task);
     });
   }
 
-  /**
-   * Checks a parent change for loops, then applies `changes` with their event (nothing when nothing changes);
-   * returns the task as stored afterwards.
-   */
-  private async applyUpdate(tx: SqlContext, task: TaskRecord, changes: TaskChanges): Promise<TaskRecord> {
-    if (changes.parentId != null && changes.parentId !== task.parent?.id) await this.assertNoLoop(tx, task.id, changes.parentId);
-    return (await changeTask(tx, task, 'UPDATED', this.actor, (draft) => applyChanges(draft, changes))).task;
+  /** Checks a parent change for loops, then applies `changes` with their event (nothing when nothing changes). */
+  private async applyUpdate(tx: EntityManager, repository: TaskRepository, task: Task, changes: TaskChanges): Promise<void> {
+    const { parentId, ...fields } = changes;
+    if (parentId != null && parentId !== task.parent?.id) await assertNoLoop(repository, task.id, parentId);
+    recordChange(tx, task, 'UPDATED', this.actor, (draft) => {
+      // Only what differs is assigned: an equal value (a new but equal JSON object) must not make the row dirty.
+      const current = draft as unknown as Record<string, unknown>;
+      for (const [key, value] of Object.entries(fields)) if (!sameValue(current[key], value)) current[key] = value;
+      if (parentId !== undefined && (draft.parent?.id ?? null) !== parentId) draft.parent = parentId ? tx.getReference(Task, parentId, { wrapped: true }) : null;
+    });
   }
+}
 
-  /** Refuses a parent that is the task itself or one of its descendants. */
-  private async assertNoLoop(tx: SqlContext, taskId: string, parentId: string): Promise<void> {
-    if (parentId === taskId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
-    const rows = await query<{ id: string }>(tx, toSql(`with recursive chain(id, parent_id) as (
-         select id, parent_id from task where id = ?
-         union
-         select t.id, t.parent_id from task t join chain c on t.id = c.parent_id
-       )
-       select id from chain`,
-      [parentId],
-    ));
-    if (rows.length === 0) throw new AppError('NOT_FOUND', `Parent task ${parentId} does not exist`, { field: 'parentId', id: parentId });
-    if (rows.some((r) => r.id === taskId)) {
-      throw new AppError('CYCLE_DETECTED', `Making ${parentId} the parent of ${taskId} would close a loop`, { field: 'parentId' });
-    }
+/** Refuses a parent that is the task itself or one of its descendants, or that does not exist. */
+async function assertNoLoop(repository: TaskRepository, taskId: string, parentId: string): Promise<void> {
+  if (parentId === taskId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
+  const chain = await repository.ancestry(parentId);
+  if (chain.length === 0) throw new AppError('NOT_FOUND', `Parent task ${parentId} does not exist`, { field: 'parentId', id: parentId });
+  if (chain.includes(taskId)) {
+    throw new AppError('CYCLE_DETECTED', `Making ${parentId} the parent of ${taskId} would close a loop`, { field: 'parentId' });
   }
 }
 
@@ -217,22 +205,12 @@ function batchDepths(items: ReadonlyArray<{ parentId: string | null }>, ids: rea
   return depths;
 }
 
-function parentNotFound(parentId: string | null): AppError {
+/** Equal as the API shows them (instants by their ISO form, JSON by its text). */
+function sameValue(a: unknown, b: unknown): boolean {
+  const json = (v: unknown) => JSON.stringify(v instanceof Date ? v.toISOString() : (v ?? null));
+  return json(a) === json(b);
+}
+
+function parentNotFound(parentId: string): AppError {
   return new AppError('NOT_FOUND', `Parent task ${parentId} does not exist`, { field: 'parentId', id: parentId });
-}
-
-function clientIdsRaced(err: unknown, items: ReadonlyArray<{ id: string | undefined }>): boolean {
-  return err instanceof UniqueConstraintViolationException && items.some((i) => i.id !== undefined);
-}
-
-/** Copies the fields that differ onto the task's draft (task.writes.ts compares it with the task to find the event's changes). */
-export function applyChanges(task: TaskRecord, changes: TaskChanges): void {
-  const { parentId, ...fields } = changes;
-  const before = snapshot(task);
-  for (const [key, value] of Object.entries(fields) as Array<[keyof typeof fields, unknown]>) {
-    const current = before[key];
-    const next = value instanceof Date ? value.toISOString() : (value ?? null);
-    if (JSON.stringify(current) !== JSON.stringify(next)) (task as unknown as Record<string, unknown>)[key] = value;
-  }
-  if (parentId !== undefined && (task.parent?.id ?? null) !== parentId) task.parent = parentId ? { id: parentId } : null;
 }

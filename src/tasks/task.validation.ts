@@ -5,6 +5,7 @@
 import { AppError } from '../graphql/errors.js';
 import type { CreateTaskInput, UpdateTaskInput } from '../graphql/generated/resolvers-types.js';
 import type { JsonObject, TaskPriority, TaskType } from './task.entity.js';
+import type { TaskModel } from './task.model.js';
 
 export const LIMITS = {
   titleMax: 255,
@@ -84,8 +85,8 @@ export function parseName(value: string | null, field: 'assignee' | 'createdBy')
 /** The GraphQL inputs, as `npm run codegen` types them from schema.graphql. */
 export type { CreateTaskInput, UpdateTaskInput };
 
-/** A validated new task, ready to insert. */
-export interface NewTask {
+/** A validated new task, ready to insert: the input's fields, checked, with the defaults applied. */
+export type NewTask = Omit<CreateTaskInput, 'id' | 'parentId' | 'createdBy'> & {
   id: string | undefined;
   title: string;
   description: string | null;
@@ -99,11 +100,15 @@ export interface NewTask {
   estimatedMinutes: number | null;
   dueAt: Date | null;
   parentId: string | null;
-}
+};
 
-/** Applies every rule of docs/API.md ("Validation") to a create input. */
+/**
+ * Applies every rule of docs/API.md ("Validation") to a create input. Fields without a rule pass as GraphQL typed
+ * them: a column added to the entity and the input needs no line here unless it has a rule.
+ */
 export function validateCreate(input: CreateTaskInput): NewTask {
   return {
+    ...input,
     id: input.id == null ? undefined : parseId(input.id),
     title: parseTitle(input.title),
     description: parseDescription(input.description ?? null),
@@ -121,44 +126,35 @@ export function validateCreate(input: CreateTaskInput): NewTask {
   };
 }
 
-/** A validated change: only the keys present in the input. */
-export interface TaskChanges {
-  title?: string;
-  description?: string | null;
-  type?: TaskType;
-  priority?: TaskPriority;
-  assignee?: string | null;
-  tags?: string[];
-  metadata?: JsonObject;
-  context?: JsonObject;
-  estimatedMinutes?: number | null;
-  dueAt?: Date | null;
-  parentId?: string | null;
-  progress?: number;
-}
+/** A validated change: only the keys present in the input (`parentId` for the parent). */
+export type TaskChanges = { [K in keyof UpdateTaskInput]?: Exclude<UpdateTaskInput[K], undefined> };
 
-const NOT_NULLABLE = ['title', 'type', 'priority', 'tags', 'metadata', 'context', 'progress'] as const;
+/** The rule of each field that has one; a null is checked before (see {@link validateUpdate}). */
+const UPDATE_RULES: { [K in keyof UpdateTaskInput]?: (value: NonNullable<UpdateTaskInput[K]> | null) => unknown } = {
+  title: (v) => parseTitle(v as string),
+  description: (v) => parseDescription(v),
+  assignee: (v) => parseName(v, 'assignee'),
+  tags: (v) => parseTags(v as string[]),
+  metadata: (v) => parseJson(v as JsonObject, 'metadata'),
+  context: (v) => parseJson(v as JsonObject, 'context'),
+  estimatedMinutes: (v) => parseEstimatedMinutes(v),
+  parentId: (v) => (v === null ? null : parseId(v, 'parentId')),
+  progress: (v) => parseProgress(v as number),
+};
 
 /**
- * Applies every rule of docs/API.md ("Validation") to an update input; explicit null on a non-nullable field is
- * refused.
+ * Applies every rule of docs/API.md ("Validation") to an update input. An explicit null on a field whose column is
+ * not nullable (the entity's metadata says which) is refused; fields without a rule pass as GraphQL typed them.
  */
-export function validateUpdate(input: UpdateTaskInput): TaskChanges {
-  for (const field of NOT_NULLABLE) {
-    if (field in input && input[field] === null) throw AppError.badInput(`${field} cannot be null`, field);
+export function validateUpdate(input: UpdateTaskInput, model: Pick<TaskModel, 'columnOf' | 'propertyOf'>): TaskChanges {
+  const changes: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(input) as Array<[keyof UpdateTaskInput, unknown]>) {
+    if (value === undefined) continue;
+    const column = model.columnOf.get(field === 'parentId' ? 'parent' : field);
+    const nullable = column === undefined || model.propertyOf.get(column)?.nullable === true;
+    if (value === null && !nullable) throw AppError.badInput(`${field} cannot be null`, field);
+    const rule = UPDATE_RULES[field] as ((v: unknown) => unknown) | undefined;
+    changes[field] = rule ? rule(value) : value;
   }
-  const changes: TaskChanges = {};
-  if (input.title != null) changes.title = parseTitle(input.title);
-  if ('description' in input) changes.description = parseDescription(input.description ?? null);
-  if (input.type != null) changes.type = input.type;
-  if (input.priority != null) changes.priority = input.priority;
-  if ('assignee' in input) changes.assignee = parseName(input.assignee ?? null, 'assignee');
-  if (input.tags != null) changes.tags = parseTags(input.tags);
-  if (input.metadata != null) changes.metadata = parseJson(input.metadata, 'metadata');
-  if (input.context != null) changes.context = parseJson(input.context, 'context');
-  if ('estimatedMinutes' in input) changes.estimatedMinutes = parseEstimatedMinutes(input.estimatedMinutes ?? null);
-  if ('dueAt' in input) changes.dueAt = input.dueAt ?? null;
-  if ('parentId' in input) changes.parentId = input.parentId == null ? null : parseId(input.parentId, 'parentId');
-  if (input.progress != null) changes.progress = parseProgress(input.progress);
   return changes;
 }

@@ -3,7 +3,7 @@
  */
 import { AppError } from '../graphql/errors.js';
 import type { TaskStatus } from './task.entity.js';
-import type { TaskRecord } from './task.record.js';
+import type { Task } from './task.entity.js';
 
 /** Allowed targets from each status. Anything else is INVALID_TRANSITION. */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
@@ -45,7 +45,7 @@ export interface TransitionDetails {
  * Applies the move `task.status -> to` and its side effects on the task's fields (timestamps, progress,
  * actualMinutes, retryCount, result, errorMessage). The caller has checked the move and the blockers.
  */
-export function applyTransition(task: TaskRecord, to: TaskStatus, now: Date, details: TransitionDetails = {}): void {
+export function applyTransition(task: Task, to: TaskStatus, now: Date, details: TransitionDetails = {}): void {
   const from = task.status;
   task.status = to;
   if (to === 'IN_PROGRESS' && !task.startedAt) task.startedAt = now;

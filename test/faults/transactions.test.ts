@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
 import { Task } from '../../src/tasks/task.entity.js';
-import { OperationReader, query, sql } from '../../src/db/sql.js';
+import { LockMode, raw } from '@mikro-orm/core';
 import { useServer, waitFor } from '../helpers/server.js';
 
 const { db, server } = useServer('transactions', { DB_LEAK_WARNING_MS: '300' });
@@ -29,15 +29,15 @@ describe('transactions', () => {
     const barrier = new Promise<void>((resolve) => (bothHoldOne = resolve));
     // Each locks one row, waits until the other holds its row, then asks for the other's: a deadlock.
     const crossed = (first: string, second: string, key: 'first' | 'second') =>
-      runner.run(new OperationReader(orm.em, {}), async (tx) => {
+      runner.run(orm.em.fork(), async (tx) => {
         attempts[key]++;
-        await query(tx, sql`select id from task where id = ${first} for update`);
+        await tx.findOneOrFail(Task, first, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (attempts[key] === 1) {
           if (++holding === 2) bothHoldOne();
           await barrier;
         }
-        await query(tx, sql`select id from task where id = ${second} for update`);
-        await query(tx, sql`update task set retry_count = retry_count + 1 where id = ${first}`);
+        await tx.findOneOrFail(Task, second, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        await tx.nativeUpdate(Task, { id: first }, { retryCount: raw('retry_count + 1') });
       });
     await Promise.all([crossed(a, b, 'first'), crossed(b, a, 'second')]);
     expect(attempts.first + attempts.second).toBe(3);

@@ -16,8 +16,9 @@ import { skipWithout } from '../helpers/ci.js';
 import { runMigrate } from '../helpers/migrate.js';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
-import { OperationReader, query, sql } from '../../src/db/sql.js';
+import { LockMode, raw } from '@mikro-orm/core';
 import { PROJECT_ROOT as ROOT } from '../../src/db/orm.js';
+import { Task } from '../../src/tasks/task.entity.js';
 
 const POOL_SIZE = 4;
 const STATEMENT_TIMEOUT_MS = 1500;
@@ -175,15 +176,15 @@ describe.skipIf(skipWithout(pgbouncerMissing))(`behind PgBouncer (transaction po
     let holding = 0;
     const barrier = new Promise<void>((resolve) => (release = resolve));
     const crossed = (first: string, second: string, key: 'first' | 'second') =>
-      runner.run(new OperationReader(orm.em, {}), async (tx) => {
+      runner.run(orm.em.fork(), async (tx) => {
         attempts[key]++;
-        await query(tx, sql`select id from task where id = ${first} for update`);
+        await tx.findOneOrFail(Task, first, { lockMode: LockMode.PESSIMISTIC_WRITE });
         if (attempts[key] === 1) {
           if (++holding === 2) release();
           await barrier;
         }
-        await query(tx, sql`select id from task where id = ${second} for update`);
-        await query(tx, sql`update task set retry_count = retry_count + 1 where id = ${first}`);
+        await tx.findOneOrFail(Task, second, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        await tx.nativeUpdate(Task, { id: first }, { retryCount: raw('retry_count + 1') });
       });
     await Promise.all([crossed(x, y, 'first'), crossed(y, x, 'second')]);
     expect(attempts.first + attempts.second).toBe(3);

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventHub } from '../../src/subscriptions/hub.js';
-import type { TaskEvent } from '../../src/tasks/event.entity.js';
+import type { TaskEvent } from '../../src/events/event.entity.js';
 import { useServer, waitFor } from '../helpers/server.js';
 
 const { db, server } = useServer('subs_hub');

@@ -1,16 +1,19 @@
 /**
- * Task reads take only the columns the operation's document can ask for (src/tasks/task.columns.ts): the set is
+ * Task reads take only the columns the operation's document can ask for (src/graphql/task-fields.ts): the set is
  * right for fragments, inline fragments and interfaces, and answers stay whole when one task is reached through
  * several paths of one operation.
  */
 import { buildSchema, parse } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { loadTypeDefs } from '../../src/graphql/schema.js';
-import { taskColumnsOf } from '../../src/tasks/task.columns.js';
+import { taskColumnsFor, taskFieldsOf } from '../../src/graphql/task-fields.js';
+import { taskModel } from '../../src/tasks/task.model.js';
 import { useServer } from '../helpers/server.js';
+import { metadataOnly } from '../helpers/metadata.js';
 
 const schema = buildSchema(loadTypeDefs());
-const columnsOf = (doc: string) => taskColumnsOf(schema, parse(doc))?.names;
+const model = taskModel(metadataOnly().em);
+const columnsOf = (doc: string) => taskColumnsFor(model, taskFieldsOf(schema, parse(doc)))?.names;
 
 describe('task columns of a document', () => {
   it('takes the columns of the fields asked on tasks anywhere, plus id, parent_id and status', () => {
@@ -25,10 +28,10 @@ describe('task columns of a document', () => {
 
   it('gives the same answer for the same document object (cached), and no set for a document it cannot read', () => {
     const doc = parse('{ task(id: "x") { title } }');
-    expect(taskColumnsOf(schema, doc)).toBe(taskColumnsOf(schema, doc));
+    expect(taskFieldsOf(schema, doc)).toBe(taskFieldsOf(schema, doc));
     // A field of Task it does not know (a schema that grew): every column, never a missing value.
     const grown = buildSchema(`${loadTypeDefs()}\nextend type Task { shiny: String }`);
-    expect(taskColumnsOf(grown, parse('{ task(id: "x") { shiny } }'))).toBeUndefined();
+    expect(taskColumnsFor(model, taskFieldsOf(grown, parse('{ task(id: "x") { shiny } }')))).toBeUndefined();
   });
 });
 

@@ -146,14 +146,14 @@ describe('the status machine', () => {
 });
 
 describe('status changes under load', () => {
-  it('startTask and completeTask each send two statements (lock and read, then one write) besides BEGIN/COMMIT', async () => {
+  it('startTask sends five statements (lock, blockers, event, execution, task) and completeTask four (no blockers) besides BEGIN/COMMIT', async () => {
     const t = await create();
     const start = await server.gql(`mutation { startTask(id: "${t.id}") { id status } }`, {}, { 'x-request-id': `start-${t.id}` });
     expect(start.body.errors).toBeUndefined();
     const done = await server.gql(`mutation { completeTask(id: "${t.id}", result: "ok") { id status } }`, {}, { 'x-request-id': `done-${t.id}` });
     expect(done.body.errors).toBeUndefined();
-    expect((await server.report(`start-${t.id}`)).sqlStatements).toBe(2);
-    expect((await server.report(`done-${t.id}`)).sqlStatements).toBe(2);
+    expect((await server.report(`start-${t.id}`)).sqlStatements).toBe(5);
+    expect((await server.report(`done-${t.id}`)).sqlStatements).toBe(4);
   });
 
   it('of concurrent startTask calls on one task exactly one wins; one execution, one event, version 2', async () => {

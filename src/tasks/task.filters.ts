@@ -4,38 +4,21 @@
  * Every client value travels as a bind parameter (one `?` per value, sent to PostgreSQL apart from the text, see
  * src/db/sql.ts); the SQL text itself is built only from the fixed fragments below, never from client strings.
  */
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { join, type Sql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import type { TaskPriority, TaskStatus, TaskType } from './task.entity.js';
+import type { TaskFilter } from '../graphql/generated/resolvers-types.js';
+import { castOf, taskModel, type TaskModel } from './task.model.js';
 import { parseId } from './task.validation.js';
 
 export type ArchivedFilter = 'EXCLUDE' | 'INCLUDE' | 'ONLY';
 
-/** The GraphQL `TaskFilter` input (DateTime values arrive as `Date`s). */
-export interface TaskFilterInput {
-  ids?: string[] | null;
-  status?: TaskStatus[] | null;
-  priority?: TaskPriority[] | null;
-  type?: TaskType[] | null;
-  assignee?: string[] | null;
-  unassigned?: boolean | null;
-  createdBy?: string[] | null;
-  tagsAny?: string[] | null;
-  tagsAll?: string[] | null;
-  parentId?: string | null;
-  isRoot?: boolean | null;
-  isBlocked?: boolean | null;
-  search?: string | null;
-  dueBefore?: Date | null;
-  dueAfter?: Date | null;
-  createdAfter?: Date | null;
-  createdBefore?: Date | null;
-  updatedAfter?: Date | null;
-  archived?: ArchivedFilter | null;
-  and?: TaskFilterInput[] | null;
-  or?: TaskFilterInput[] | null;
-  not?: TaskFilterInput | null;
-}
+/**
+ * The GraphQL `TaskFilter` input (DateTime values arrive as `Date`s). A field named after a property of the Task
+ * entity with a list of values and no rule below matches any of them: a column added to the entity and to the
+ * schema's filter needs no line here.
+ */
+export type TaskFilterInput = TaskFilter;
 
 /** How deep `and` / `or` / `not` may nest below the top-level filter. */
 export const MAX_FILTER_DEPTH = 5;
@@ -81,16 +64,27 @@ function instant(column: string, op: '<' | '>', value: Date): Sql {
   return { text: `${column} ${op} ?::timestamptz`, params: [value.toISOString()] };
 }
 
+/** The filter fields with a rule of their own in {@link leafConditions}, or that nest, or apply at the top only. */
+const RULED = new Set([
+  'ids', 'unassigned', 'tagsAny', 'tagsAll', 'parentId', 'isRoot', 'isBlocked',
+  'search', 'dueBefore', 'dueAfter', 'createdAfter', 'createdBefore', 'updatedAfter', 'archived', 'and', 'or', 'not',
+]);
+
+/** A filter field without a rule: it names a property, whose column matches any of the values given. */
+function propertyCondition(model: TaskModel, field: string, value: unknown): Sql {
+  const column = model.columnOf.get(field);
+  const prop = column === undefined ? undefined : model.propertyOf.get(column);
+  if (column === undefined || !prop || !Array.isArray(value)) throw new Error(`the filter field ${field} has no rule and names no property of the Task entity`);
+  const values = prop.runtimeType === 'Date' ? value.map((v: Date) => v.toISOString()) : value;
+  return anyOf(`t.${column}`, values, castOf(prop));
+}
+
 /** The conditions of one filter node, without `archived` (top level only) and without nesting. */
-function leafConditions(f: TaskFilterInput): Sql[] {
+function leafConditions(model: TaskModel, f: TaskFilterInput): Sql[] {
   const out: Sql[] = [];
+  for (const [field, value] of Object.entries(f)) if (value != null && !RULED.has(field)) out.push(propertyCondition(model, field, value));
   if (f.ids != null) out.push(anyOf('t.id', f.ids.map((id) => parseId(id, 'ids')), '::uuid'));
-  if (f.status != null) out.push(anyOf('t.status', f.status, '::task_status'));
-  if (f.priority != null) out.push(anyOf('t.priority', f.priority, '::task_priority'));
-  if (f.type != null) out.push(anyOf('t.type', f.type, '::task_type'));
-  if (f.assignee != null) out.push(anyOf('t.assignee', f.assignee));
   if (f.unassigned != null) out.push({ text: f.unassigned ? 't.assignee is null' : 't.assignee is not null', params: [] });
-  if (f.createdBy != null) out.push(anyOf('t.created_by', f.createdBy));
   if (f.tagsAny != null) out.push(f.tagsAny.length === 0 ? FALSE : join([{ text: 't.tags &&', params: [] }, textArray(f.tagsAny)], ' '));
   if (f.tagsAll != null) out.push(f.tagsAll.length === 0 ? FALSE : join([{ text: 't.tags @>', params: [] }, textArray(f.tagsAll)], ' '));
   if (f.parentId != null) out.push({ text: 't.parent_id = ?::uuid', params: [parseId(f.parentId, 'parentId')] });
@@ -123,15 +117,15 @@ function checkSize(f: TaskFilterInput, depth: number, budget: { left: number }):
 }
 
 /** The condition of one filter node and everything nested in it: every condition given must hold. */
-function nodeCondition(f: TaskFilterInput): Sql {
-  const parts = leafConditions(f);
-  if (f.and != null) parts.push(...f.and.map(nodeCondition));
+function nodeCondition(model: TaskModel, f: TaskFilterInput): Sql {
+  const parts = leafConditions(model, f);
+  if (f.and != null) parts.push(...f.and.map((sub) => nodeCondition(model, sub)));
   // An empty `or` has no filter that holds, so it matches nothing; an empty `and` adds nothing.
-  if (f.or != null) parts.push(f.or.length === 0 ? FALSE : join(f.or.map((sub) => wrap(nodeCondition(sub))), ' or '));
+  if (f.or != null) parts.push(f.or.length === 0 ? FALSE : join(f.or.map((sub) => wrap(nodeCondition(model, sub))), ' or '));
   if (f.not != null) {
     // A leaf over a null column (assignee, due_at, description) is NULL, not false: coalesce so that `not` of
     // a condition that does not hold is true, as the contract's "this filter does not hold" reads.
-    const inner = nodeCondition(f.not);
+    const inner = nodeCondition(model, f.not);
     parts.push({ text: `not coalesce(${inner.text}, false)`, params: inner.params });
   }
   return parts.length === 0 ? TRUE : join(parts.map(wrap), ' and ');
@@ -159,9 +153,10 @@ function archivedCondition(archived: ArchivedFilter | null | undefined): Sql | u
  * @throws AppError BAD_USER_INPUT (field `filter`) when nesting is deeper than {@link MAX_FILTER_DEPTH} or the
  *   filter holds more than {@link MAX_FILTER_CONDITIONS} conditions; (field `ids`/`parentId`) for a non-UUID id.
  */
-export function taskCondition(filter: TaskFilterInput | null | undefined): Sql {
+export function taskCondition(em: Pick<EntityManager, 'getMetadata' | 'getComparator'>, filter: TaskFilterInput | null | undefined): Sql {
   const f = filter ?? {};
+  const model = taskModel(em);
   checkSize(f, 0, { left: MAX_FILTER_CONDITIONS });
-  const parts = [archivedCondition(f.archived), nodeCondition(f)].filter((p): p is Sql => p !== undefined && p !== TRUE);
+  const parts = [archivedCondition(f.archived), nodeCondition(model, f)].filter((p): p is Sql => p !== undefined && p !== TRUE);
   return parts.length === 0 ? TRUE : join(parts.map(wrap), ' and ');
 }

@@ -6,7 +6,7 @@
  * an event that has yet to commit. `task_id` has no foreign key: events outlive their task.
  */
 import { defineEntity, type Opt } from '@mikro-orm/core';
-import type { JsonObject } from './task.entity.js';
+import type { JsonObject } from '../tasks/task.entity.js';
 
 export const EVENT_KINDS = [
   'CREATED',

@@ -2,12 +2,12 @@
  * Listing resolvers: `tasks`, `taskStatistics`, `Task.subtasks`, `Task.subtaskSummary` and the task connection.
  * Typed with the resolver types `npm run codegen` generates from schema.graphql.
  */
-import type { Resolvers } from '../graphql/generated/resolvers-types.js';
+import type { Resolvers } from '../generated/resolvers-types.js';
 import { connectionResolvers } from './connection.resolvers.js';
-import type { TaskRecord } from './task.record.js';
-import { TaskListing, type PageIncludes } from './task.listing.js';
-import { taskStatistics } from './statistics.js';
-import { connectionSelection, type ConnectionSelection } from '../graphql/lookahead.js';
+import type { TaskView } from '../../tasks/task.entity.js';
+import { TaskListing, type PageIncludes } from '../../tasks/task.listing.js';
+import { taskStatistics } from '../../tasks/task.statistics.js';
+import { connectionSelection, type ConnectionSelection } from '../lookahead.js';
 
 /** What to fetch with a page, from the fields asked of the connection and of its rows. */
 function pageIncludes({ fields, itemFields }: ConnectionSelection): PageIncludes {
@@ -21,12 +21,12 @@ function pageIncludes({ fields, itemFields }: ConnectionSelection): PageIncludes
 export const listingResolvers = {
   Query: {
     tasks: (_, args, ctx, info) => new TaskListing(ctx).list(args, pageIncludes(connectionSelection(info))),
-    taskStatistics: (_, { filter }, ctx) => taskStatistics(ctx.db, filter),
+    taskStatistics: (_, { filter }, ctx) => taskStatistics(ctx.em, filter),
   },
   Task: {
     // Batched: every parent of the page asking with the same arguments shares one statement.
     subtasks: (task, { first, after, filter, orderBy }, ctx) => new TaskListing(ctx).subtasksOf(task.id, { first, after, filter, orderBy }),
     subtaskSummary: (task, _, ctx) => new TaskListing(ctx).summaryOf(task.id),
   },
-  TaskConnection: connectionResolvers<TaskRecord>(),
+  TaskConnection: connectionResolvers<TaskView>(),
 } satisfies Resolvers;

@@ -3,7 +3,7 @@
  * check refuses a task waiting for itself; both ends cascade on delete.
  */
 import { defineEntity, type Opt, type Ref } from '@mikro-orm/core';
-import { Task } from './task.entity.js';
+import { Task } from '../tasks/task.entity.js';
 
 export class TaskDependency {
   task!: Ref<Task>;

@@ -1,7 +1,7 @@
 /**
  * The fields every Relay connection type shares, resolved from a {@link Page}.
  */
-import type { Page } from './pagination.js';
+import type { Page } from '../../pagination.js';
 
 /** Resolvers for `edges`, `nodes`, `pageInfo` and `totalCount` (counted only when selected). */
 export function connectionResolvers<T>() {

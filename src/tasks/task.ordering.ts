@@ -3,19 +3,19 @@
  * how its value travels in a cursor, and the keyset condition "strictly after this row" for any mix of keys and
  * directions. Every order ends with `id`, so the order is total and a cursor never skips or repeats a row.
  */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { TaskOrder as GeneratedTaskOrder } from '../graphql/generated/resolvers-types.js';
 import { AppError } from '../graphql/errors.js';
-import { TASK_PRIORITIES, TASK_STATUSES } from './task.entity.js';
-import type { TaskRecord } from './task.record.js';
+import type { TaskView } from './task.entity.js';
+import { castOf, taskModel, type TaskModel } from './task.model.js';
 import { join, type Sql } from '../db/sql.js';
 
-export type TaskOrderField = 'CREATED_AT' | 'UPDATED_AT' | 'PRIORITY' | 'DUE_AT' | 'TITLE' | 'STATUS';
+/** The GraphQL `TaskOrderField`: each value names a property of the Task entity (`DUE_AT` sorts by `dueAt`). */
+export type TaskOrderField = TaskOrderInput['field'];
 export type OrderDirection = 'ASC' | 'DESC';
 
 /** The GraphQL `TaskOrder` input. */
-export interface TaskOrderInput {
-  field: TaskOrderField;
-  direction?: OrderDirection | null;
-}
+export type TaskOrderInput = GeneratedTaskOrder;
 
 /** A cursor value of one key: ISO instants, enum names, titles and ids are strings; a missing due date is null. */
 export type KeyValue = string | null;
@@ -27,7 +27,7 @@ interface KeyDef {
   cast: string;
   /** Nullable keys sort their nulls last in both directions (DUE_AT, per the contract). */
   nullable: boolean;
-  value(task: TaskRecord): KeyValue;
+  value(task: TaskView): KeyValue;
   /** Whether a value decoded from a client's cursor is one this key can hold. */
   accepts(value: unknown): boolean;
 }
@@ -36,11 +36,10 @@ const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const isInstant = (v: unknown) => typeof v === 'string' && ISO_INSTANT.test(v) && !Number.isNaN(Date.parse(v));
-const oneOf = (values: readonly string[]) => (v: unknown) => typeof v === 'string' && values.includes(v);
 
 /**
  * An instant as cursors carry it. A stored value no Date can hold (PostgreSQL's 'infinity') cannot be a cursor:
- * refused here with the field's name (the ORM's hydration refused such rows before reads bypassed it).
+ * refused here with the field's name.
  */
 function iso(value: Date, field: string): string {
   const time = value instanceof Date ? value.getTime() : Number.NaN;
@@ -48,16 +47,46 @@ function iso(value: Date, field: string): string {
   return value.toISOString();
 }
 
-// PRIORITY and STATUS are PostgreSQL enums declared in rank order: ordering the column is the contract's order.
-const KEYS: Record<TaskOrderField | 'ID', KeyDef> = {
-  CREATED_AT: { sql: 't.created_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.createdAt, 'createdAt'), accepts: isInstant },
-  UPDATED_AT: { sql: 't.updated_at', cast: '::timestamptz', nullable: false, value: (t) => iso(t.updatedAt, 'updatedAt'), accepts: isInstant },
-  PRIORITY: { sql: 't.priority', cast: '::task_priority', nullable: false, value: (t) => t.priority, accepts: oneOf(TASK_PRIORITIES) },
-  STATUS: { sql: 't.status', cast: '::task_status', nullable: false, value: (t) => t.status, accepts: oneOf(TASK_STATUSES) },
-  TITLE: { sql: 't.title', cast: '::varchar', nullable: false, value: (t) => t.title, accepts: (v) => typeof v === 'string' },
-  DUE_AT: { sql: 't.due_at', cast: '::timestamptz', nullable: true, value: (t) => (t.dueAt == null ? null : iso(t.dueAt, 'dueAt')), accepts: (v) => v === null || isInstant(v) },
-  ID: { sql: 't.id', cast: '::uuid', nullable: false, value: (t) => t.id, accepts: (v) => typeof v === 'string' && UUID.test(v) },
-};
+/** `DUE_AT` -> `dueAt`: an order field names the property it sorts by. */
+function propertyName(field: string): string {
+  return field.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * The order key of a property, from the entity's metadata: its column, the cast of its cursor values, whether it
+ * is nullable, and what a cursor may hold (enums sort by the rank the PostgreSQL enum type declares).
+ */
+function keyOf(model: TaskModel, property: string): KeyDef | undefined {
+  const column = model.columnOf.get(property);
+  const prop = column === undefined ? undefined : model.propertyOf.get(column);
+  if (column === undefined || !prop) return undefined;
+  const nullable = prop.nullable === true;
+  const read = (t: TaskView) => (t as unknown as Record<string, unknown>)[property];
+  const orNull = (accepts: (v: unknown) => boolean) => (v: unknown) => (nullable && v === null) || accepts(v);
+  const base = { sql: `t.${column}`, cast: castOf(prop), nullable };
+  if (prop.runtimeType === 'Date') {
+    return { ...base, value: (t) => (read(t) == null ? null : iso(read(t) as Date, property)), accepts: orNull(isInstant) };
+  }
+  const items = prop.enum ? (prop.items as string[] | undefined) : undefined;
+  const accepts = items
+    ? (v: unknown) => typeof v === 'string' && items.includes(v)
+    : property === 'id'
+      ? (v: unknown) => typeof v === 'string' && UUID.test(v)
+      : (v: unknown) => typeof v === 'string';
+  return { ...base, value: (t) => (read(t) == null ? null : String(read(t))), accepts: orNull(accepts) };
+}
+
+const keyCache = new WeakMap<TaskModel, Map<string, KeyDef | undefined>>();
+
+/** The key of order field `field` (or `ID`) under `model`, made once per model. */
+function keyFor(model: TaskModel, field: string): KeyDef {
+  let keys = keyCache.get(model);
+  if (!keys) keyCache.set(model, (keys = new Map<string, KeyDef | undefined>()));
+  if (!keys.has(field)) keys.set(field, keyOf(model, propertyName(field)));
+  const key = keys.get(field);
+  if (!key) throw new Error(`the order field ${field} names no property of the Task entity`);
+  return key;
+}
 
 interface OrderKey {
   name: TaskOrderField | 'ID';
@@ -85,21 +114,22 @@ export const DEFAULT_ORDER: readonly TaskOrderInput[] = [{ field: 'CREATED_AT', 
  *
  * @throws AppError BAD_USER_INPUT (field `orderBy`) when a field appears twice.
  */
-export function resolveOrder(orderBy: readonly TaskOrderInput[] | null | undefined): TaskOrder {
+export function resolveOrder(em: Pick<EntityManager, 'getMetadata' | 'getComparator'>, orderBy: readonly TaskOrderInput[] | null | undefined): TaskOrder {
+  const model = taskModel(em);
   const given = orderBy && orderBy.length > 0 ? orderBy : DEFAULT_ORDER;
   const seen = new Set<string>();
   const keys: OrderKey[] = [];
   for (const { field, direction } of given) {
     if (seen.has(field)) throw AppError.badInput(`orderBy lists ${field} more than once`, 'orderBy');
     seen.add(field);
-    keys.push({ name: field, def: KEYS[field], direction: direction ?? 'ASC' });
+    keys.push({ name: field, def: keyFor(model, field), direction: direction ?? 'ASC' });
   }
-  keys.push({ name: 'ID', def: KEYS.ID, direction: keys.at(-1)?.direction ?? 'DESC' });
+  keys.push({ name: 'ID', def: keyFor(model, 'ID'), direction: keys.at(-1)?.direction ?? 'DESC' });
   return { keys, signature: keys.map((k) => `${k.name}:${k.direction === 'ASC' ? 'A' : 'D'}`).join(',') };
 }
 
 /** The key values of a row, in order: what its cursor encodes. */
-export function keyValues(order: TaskOrder, task: TaskRecord): KeyValue[] {
+export function keyValues(order: TaskOrder, task: TaskView): KeyValue[] {
   return order.keys.map((k) => k.def.value(task));
 }
 

@@ -3,18 +3,20 @@
  * `npm run codegen` generates from schema.graphql. Everything a page of tasks asks for per task goes through the
  * operation's DataLoaders.
  */
-import type { GraphQLContext } from '../graphql/context.js';
-import type { Resolvers } from '../graphql/generated/resolvers-types.js';
+import type { GraphQLContext } from '../context.js';
+import type { Resolvers } from '../generated/resolvers-types.js';
 import { connectionResolvers } from './connection.resolvers.js';
-import { TaskEvent } from './event.entity.js';
-import { TaskExecution } from './execution.entity.js';
-import { feedCursor, readFeed, taskEventsLoader, taskExecutionsLoader, type TaskPageArgs } from './feed.service.js';
-import type { TaskRecord } from './task.record.js';
-import { availableTransitions } from './transitions.js';
-import { parseId } from './task.validation.js';
+import { TaskEvent } from '../../events/event.entity.js';
+import { TaskExecution } from '../../tasks/execution.entity.js';
+import { feedCursor, readFeed, taskEventsLoader } from '../../events/event.repository.js';
+import { taskExecutionsLoader } from '../../tasks/execution.repository.js';
+import type { TaskPageArgs } from '../../db/per-task-pages.js';
+import type { TaskView } from '../../tasks/task.entity.js';
+import { availableTransitions } from '../../tasks/transitions.js';
+import { parseId } from '../../tasks/task.validation.js';
 
 /** `node(id)`: event ids are numbers, task and execution ids UUIDs. */
-async function findNode(id: string, ctx: GraphQLContext): Promise<TaskRecord | TaskExecution | TaskEvent | null> {
+async function findNode(id: string, ctx: GraphQLContext): Promise<TaskView | TaskExecution | TaskEvent | null> {
   if (/^\d{1,19}$/.test(id)) return ctx.loaders.eventById.load(id);
   const uuid = parseId(id);
   return (await ctx.loaders.taskById.load(uuid)) ?? (await ctx.loaders.executionById.load(uuid));
@@ -22,7 +24,7 @@ async function findNode(id: string, ctx: GraphQLContext): Promise<TaskRecord | T
 
 /**
  * Wraps a mutation: once it succeeded, the operation's loaders forget what they cached, so its result's nested
- * fields and the next mutations of the request read what it wrote (reads are plain records, see task.record.ts).
+ * fields and the next mutations of the request read what it wrote (reads are plain views, see task.loaders.ts).
  */
 async function fresh<T>(ctx: GraphQLContext, result: Promise<T>): Promise<T> {
   const value = await result;
@@ -35,18 +37,18 @@ const pageKey = (kind: string, args: TaskPageArgs) => `${kind}:${JSON.stringify(
  * Related data answered from what the operation already read when it can (a value, not a promise: see
  * TaskLoaders.peekTask), else loaded through the batching loaders.
  */
-function parentOf(task: TaskRecord, ctx: GraphQLContext): TaskRecord | null | Promise<TaskRecord | null> {
+function parentOf(task: TaskView, ctx: GraphQLContext): TaskView | null | Promise<TaskView | null> {
   const parentId = task.parent?.id;
   if (!parentId) return null;
   const known = ctx.loaders.peekTask(parentId);
   return known !== undefined ? known : ctx.loaders.taskById.load(parentId);
 }
 
-function dependenciesOf(task: TaskRecord, ctx: GraphQLContext): TaskRecord[] | Promise<TaskRecord[]> {
+function dependenciesOf(task: TaskView, ctx: GraphQLContext): TaskView[] | Promise<TaskView[]> {
   return ctx.loaders.peekDependencies(task.id) ?? ctx.loaders.dependenciesOf.load(task.id);
 }
 
-function blocked(task: TaskRecord, ctx: GraphQLContext): boolean | Promise<boolean> {
+function blocked(task: TaskView, ctx: GraphQLContext): boolean | Promise<boolean> {
   const known = ctx.loaders.peekBlockers(task.id);
   return known ? known.length > 0 : ctx.loaders.blockersOf(task.id).then((blockers) => blockers.length > 0);
 }
@@ -75,7 +77,7 @@ export const taskResolvers = {
     deleteTask: (_, { id }, ctx) => fresh(ctx, ctx.removal.delete(id)),
   },
   Node: {
-    // Tasks are plain records (task.record.ts); executions and events are entities (mapped on the operation's fork).
+    // Tasks are views or Task entities; executions and events are entities (mapped on the operation's fork).
     __resolveType: (node) => (node instanceof TaskExecution ? 'TaskExecution' : node instanceof TaskEvent ? 'TaskEvent' : 'Task'),
   },
   Task: {
@@ -91,7 +93,7 @@ export const taskResolvers = {
     events: (task, args, ctx) => ctx.loader(pageKey('events', args), () => taskEventsLoader(ctx.em, args)).load(task.id),
   },
   TaskExecution: {
-    task: async (execution, _, ctx) => (await ctx.loaders.taskById.load(execution.task.id)) as TaskRecord,
+    task: async (execution, _, ctx) => (await ctx.loaders.taskById.load(execution.task.id)) as TaskView,
   },
   TaskEvent: {
     id: (event) => String(event.id),
