@@ -24,6 +24,9 @@ export const COMPUTED_TASK_FIELDS: ReadonlySet<string> = new Set([
   'events',
 ]);
 
+/** Properties of the Task entity the API does not show (none today): every other property is a field of Task. */
+export const INTERNAL_TASK_PROPERTIES: ReadonlySet<string> = new Set<string>();
+
 const cache = new WeakMap<DocumentNode, ReadonlySet<string>>();
 
 /** The Task fields `document` asks anywhere (fields asked on an interface Task implements, Node, count as asked on Task). */

@@ -7,7 +7,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { join, type Sql } from '../db/sql.js';
 import { AppError } from '../graphql/errors.js';
-import type { TaskFilter } from '../graphql/generated/resolvers-types.js';
+import type { TaskFilter } from '../generated/schema-types.js';
 import { castOf, taskModel, type TaskModel } from './task.model.js';
 import { parseId } from './task.validation.js';
 
@@ -65,7 +65,7 @@ function instant(column: string, op: '<' | '>', value: Date): Sql {
 }
 
 /** The filter fields with a rule of their own in {@link leafConditions}, or that nest, or apply at the top only. */
-const RULED = new Set([
+export const RULED_FILTER_FIELDS: ReadonlySet<string> = new Set([
   'ids', 'unassigned', 'tagsAny', 'tagsAll', 'parentId', 'isRoot', 'isBlocked',
   'search', 'dueBefore', 'dueAfter', 'createdAfter', 'createdBefore', 'updatedAfter', 'archived', 'and', 'or', 'not',
 ]);
@@ -82,7 +82,7 @@ function propertyCondition(model: TaskModel, field: string, value: unknown): Sql
 /** The conditions of one filter node, without `archived` (top level only) and without nesting. */
 function leafConditions(model: TaskModel, f: TaskFilterInput): Sql[] {
   const out: Sql[] = [];
-  for (const [field, value] of Object.entries(f)) if (value != null && !RULED.has(field)) out.push(propertyCondition(model, field, value));
+  for (const [field, value] of Object.entries(f)) if (value != null && !RULED_FILTER_FIELDS.has(field)) out.push(propertyCondition(model, field, value));
   if (f.ids != null) out.push(anyOf('t.id', f.ids.map((id) => parseId(id, 'ids')), '::uuid'));
   if (f.unassigned != null) out.push({ text: f.unassigned ? 't.assignee is null' : 't.assignee is not null', params: [] });
   if (f.tagsAny != null) out.push(f.tagsAny.length === 0 ? FALSE : join([{ text: 't.tags &&', params: [] }, textArray(f.tagsAny)], ' '));

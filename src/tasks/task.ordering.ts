@@ -4,7 +4,7 @@
  * directions. Every order ends with `id`, so the order is total and a cursor never skips or repeats a row.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { TaskOrder as GeneratedTaskOrder } from '../graphql/generated/resolvers-types.js';
+import type { TaskOrder as GeneratedTaskOrder } from '../generated/schema-types.js';
 import { AppError } from '../graphql/errors.js';
 import type { TaskView } from './task.entity.js';
 import { castOf, taskModel, type TaskModel } from './task.model.js';

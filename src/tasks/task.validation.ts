@@ -3,7 +3,7 @@
  * naming the field.
  */
 import { AppError } from '../graphql/errors.js';
-import type { CreateTaskInput, UpdateTaskInput } from '../graphql/generated/resolvers-types.js';
+import type { CreateTaskInput, UpdateTaskInput } from '../generated/schema-types.js';
 import type { JsonObject, TaskPriority, TaskType } from './task.entity.js';
 import type { TaskModel } from './task.model.js';
 
