@@ -13,7 +13,7 @@
 import { query, sql, transaction, type OperationReader, type SqlContext } from './sql.js';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
-import { sqlStateOf } from '../graphql/errors.js';
+import { sqlStateOf } from './errors.js';
 import { backoffDelay } from './orm.js';
 import { PREPARATION_FAILURES } from './driver.js';
 

@@ -4,7 +4,7 @@
  */
 import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql, type OperationReader } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskRecord } from './task.record.js';
 import { changeTask, lockTask } from './task.writes.js';
 import { parseId } from './task.validation.js';

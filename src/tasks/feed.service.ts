@@ -9,7 +9,7 @@
  */
 import DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
 import { TaskExecution } from './execution.entity.js';

@@ -5,7 +5,7 @@
  * src/db/sql.ts); the SQL text itself is built only from the fixed fragments below, never from client strings.
  */
 import { join, type Sql } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskPriority, TaskStatus, TaskType } from './task.entity.js';
 import { parseId } from './task.validation.js';
 

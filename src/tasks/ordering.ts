@@ -3,7 +3,7 @@
  * how its value travels in a cursor, and the keyset condition "strictly after this row" for any mix of keys and
  * directions. Every order ends with `id`, so the order is total and a cursor never skips or repeats a row.
  */
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { TASK_PRIORITIES, TASK_STATUSES } from './task.entity.js';
 import type { TaskRecord } from './task.record.js';
 import { join, type Sql } from '../db/sql.js';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TransactionRunner } from '../db/transaction.js';
 import { query, toSql, type OperationReader } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { LogLevel } from './execution.entity.js';
 import { diff, nextUpdatedAt, snapshot } from './events.js';
 import type { TaskStatus } from './task.entity.js';

@@ -6,7 +6,7 @@
  */
 import DataLoader from 'dataloader';
 import { join, limitClause, query, type Sql } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { GraphQLContext } from '../graphql/context.js';
 import type { TaskRecord, TaskRow } from './task.record.js';
 import { taskCondition, type TaskFilterInput } from './filters.js';

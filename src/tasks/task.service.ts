@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ForeignKeyConstraintViolationException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { TransactionRunner } from '../db/transaction.js';
 import { query, sql, toSql, type OperationReader, type SqlContext } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { taskRecordMapper, type TaskRecord, type TaskRow } from './task.record.js';
 import { insertTask } from './task.insert.js';
 import type { TaskColumns } from './task.columns.js';

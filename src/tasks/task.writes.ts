@@ -7,7 +7,7 @@
  * needs none, test/tasks/async-hooks.test.ts). The statements here do what the flush did (the row, version + 1, the
  * event), with the rules unchanged (events.ts, the services).
  */
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { query, sql, type SqlContext } from '../db/sql.js';
 import type { EventKind } from './event.entity.js';
 import type { JsonObject } from './task.entity.js';
