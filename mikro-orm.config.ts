@@ -7,6 +7,7 @@ import { defineConfig } from '@mikro-orm/postgresql';
 import { loadConfig } from './src/config.js';
 import { createLogger } from './src/logger.js';
 import { ormOptions } from './src/db/orm.js';
+import { ENTITIES } from './src/entities.js';
 import { OperationRegistry } from './src/lifecycle/operations.js';
 
 const config = loadConfig();
@@ -15,6 +16,7 @@ if (config.database.directUrl === undefined) {
 }
 const options = ormOptions({
   database: config.database,
+  entities: ENTITIES,
   // Never through PgBouncer: the migrator holds session state and opens a second connection.
   clientUrl: config.database.directUrl,
   direct: true,

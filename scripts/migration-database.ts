@@ -8,6 +8,7 @@ import type { MikroORM, Options } from '@mikro-orm/postgresql';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/logger.js';
 import { closeOrm, createOrm, ormOptions } from '../src/db/orm.js';
+import { ENTITIES } from '../src/entities.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded.js';
 import { OperationRegistry } from '../src/lifecycle/operations.js';
 
@@ -30,7 +31,7 @@ export async function withMigrationDatabase<T>(
     url = embedded.url;
   }
   try {
-    const orm = await createOrm(adjust(ormOptions({ database: config.database, clientUrl: url, log, operations: new OperationRegistry(), direct: true })));
+    const orm = await createOrm(adjust(ormOptions({ database: config.database, entities: ENTITIES, clientUrl: url, log, operations: new OperationRegistry(), direct: true })));
     try {
       return await work(orm, url);
     } finally {

@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
 import { closeOrm, createOrm, migrate, openPoolMinimum, ormOptions, waitForDatabase } from './db/orm.js';
+import { ENTITIES } from './entities.js';
 import { waitForSchema } from './db/migrations-check.js';
 import { checkDefaultStatementTimeout } from './db/pgbouncer.js';
 import { poolStats } from './db/pool.js';
@@ -191,7 +192,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     }
     if (bootAbort.signal.aborted) return;
     orm = await createOrm(
-      ormOptions({ database: config.database, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms), replicas }),
+      ormOptions({ database: config.database, entities: ENTITIES, clientUrl, log, operations, guard, onQuery: (ms) => metrics.observeQuery(ms), replicas }),
     );
     const primaryPool = await orm.em.getConnection().getNativeClient();
     pool = primaryPool;

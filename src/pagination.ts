@@ -3,7 +3,7 @@
  * the next page starts strictly after those values. Every order ends with `id`, so no row is skipped or repeated
  * however many rows tie on the other keys.
  */
-import { AppError } from './graphql/errors.js';
+import { AppError } from './errors.js';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;

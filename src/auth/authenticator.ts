@@ -5,7 +5,7 @@
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Config } from '../config.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 
 /** The scope a token needs to run mutations. */
 export const WRITE_SCOPE = 'tasks:write';

@@ -21,7 +21,7 @@ import {
 } from '@mikro-orm/postgresql';
 import { EntityManagerType, type AnyEntity, type Configuration, type ConnectionType, type Constructor, type EntityData, type QueryResult } from '@mikro-orm/core';
 import type { Logger } from '../logger.js';
-import { isConnectionError, isPoolExhausted, sqlStateOf } from '../graphql/errors.js';
+import { isConnectionError, isPoolExhausted, sqlStateOf } from './errors.js';
 import type { DatabaseGuard } from './guard.js';
 import type { ReplicaRouter, RunSql } from './replicas.js';
 

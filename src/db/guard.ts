@@ -8,7 +8,7 @@
  */
 import { CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Logger } from '../logger.js';
-import { isConnectionError, isPoolExhausted } from '../graphql/errors.js';
+import { isConnectionError, isPoolExhausted } from './errors.js';
 
 export type BreakerState = 'closed' | 'half-open' | 'open';
 

@@ -10,10 +10,6 @@ import { Migrator } from '@mikro-orm/migrations';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
-import { TaskSchema } from '../tasks/task.entity.js';
-import { TaskDependencySchema } from '../dependencies/dependency.entity.js';
-import { TaskExecutionSchema } from '../tasks/execution.entity.js';
-import { TaskEventSchema } from '../events/event.entity.js';
 import { PinoOrmLogger } from './orm-logger.js';
 import { isReplicaAware, resilientDriver } from './driver.js';
 import type { DatabaseGuard } from './guard.js';
@@ -41,11 +37,10 @@ export const PROJECT_ROOT = (() => {
 /** The migrations folder, relative to {@link PROJECT_ROOT}: the TypeScript sources, or their build. */
 export const MIGRATIONS_DIR = COMPILED ? './dist/migrations' : './migrations';
 
-/** Every entity of the application. */
-export const ENTITIES = [TaskSchema, TaskDependencySchema, TaskExecutionSchema, TaskEventSchema];
-
 export interface OrmOptionsInput {
   database: Config['database'];
+  /** The entities to map (src/entities.ts lists the application's): the data layer does not know them itself. */
+  entities: NonNullable<Options['entities']>;
   clientUrl: string;
   log: Logger;
   operations: OperationRegistry;
@@ -60,7 +55,7 @@ export interface OrmOptionsInput {
 }
 
 /** Builds the ORM options from configuration. Used by the server and by `mikro-orm.config.ts` (the CLI). */
-export function ormOptions({ database, clientUrl, log, operations, guard, onQuery, direct = false, replicas }: OrmOptionsInput): Options {
+export function ormOptions({ database, entities, clientUrl, log, operations, guard, onQuery, direct = false, replicas }: OrmOptionsInput): Options {
   // PgBouncer (transaction pooling) refuses every startup parameter but application_name; the timeout is then set
   // per transaction by the TransactionRunner (SET LOCAL) and, for reads outside transactions, on the role.
   const viaPgBouncer = database.pgbouncer && !direct;
@@ -69,7 +64,7 @@ export function ormOptions({ database, clientUrl, log, operations, guard, onQuer
     driver: guard ? resilientDriver(guard, log, replicas, { preparedStatements: !viaPgBouncer }) : PostgreSqlDriver,
     // Each replica gets a pool like the primary's (same pool and driver options); the router picks per request.
     ...(guard && replicas ? { replicas: database.replicaUrls.map((url, i) => ({ name: `replica-${i}`, clientUrl: url })), preferReadReplicas: true } : {}),
-    entities: ENTITIES,
+    entities,
     clientUrl,
     baseDir: PROJECT_ROOT,
     allowGlobalContext: false,

@@ -5,7 +5,7 @@
 import DataLoader from 'dataloader';
 import type { EntityClass, EntityDictionary } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { decodeCursor, encodeCursor, pageSize, type Page } from '../pagination.js';
 import { query } from './sql.js';
 

@@ -8,7 +8,7 @@
  */
 import type { PoolClient } from 'pg';
 import type { EntityManager, PostgreSqlConnection } from '@mikro-orm/postgresql';
-import { isConnectionError } from '../graphql/errors.js';
+import { isConnectionError } from './errors.js';
 import { isGuarded, isReadOnlyStatement } from './driver.js';
 
 /** A statement and its parameters: `?` placeholders; an array parameter is sent as one PostgreSQL array (`= any(?)`). */

@@ -9,7 +9,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
 import type { OperationRegistry } from '../lifecycle/operations.js';
-import { sqlStateOf } from '../graphql/errors.js';
+import { sqlStateOf } from './errors.js';
 import { backoffDelay } from './orm.js';
 import { PREPARATION_FAILURES } from './driver.js';
 

@@ -4,7 +4,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { Task } from '../tasks/task.entity.js';
 import { recordChange } from '../tasks/task.changes.js';
 import { TaskRepository } from '../tasks/task.repository.js';

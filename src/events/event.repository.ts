@@ -8,7 +8,7 @@
  */
 import type DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
 import { perTaskLoader, type TaskPageArgs } from '../db/per-task-pages.js';

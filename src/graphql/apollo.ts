@@ -9,7 +9,8 @@ import type { Logger } from '../logger.js';
 import type { Config } from '../config.js';
 import type { GraphQLContext } from './context.js';
 import { Kind, OperationTypeNode, type FragmentDefinitionNode, type GraphQLSchema } from 'graphql';
-import { AppError, createFormatError, isUnexpected, mapKnownError } from './errors.js';
+import { AppError } from '../errors.js';
+import { appErrorOf, appErrorStatusPlugin, createFormatError, isUnexpected, mapKnownError } from './errors.js';
 import { enforceLimits, measureOperation, type OperationLimits } from './limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
 import { WRITE_SCOPE } from '../auth/authenticator.js';
@@ -57,7 +58,7 @@ const operationPlugin = (limits: OperationLimits, limiter: RateLimiter): ApolloS
           if (!isUnexpected(error)) {
             // The database refused or timed out: not a bug, but operators want to see it (with the driver's words).
             const known = mapKnownError(original);
-            if (known?.code === 'SERVICE_UNAVAILABLE' && known !== original) {
+            if (known?.code === 'SERVICE_UNAVAILABLE' && !appErrorOf(original)) {
               contextValue.log.warn({ err: original, reason: known.extensions.reason, operation: contextValue.operation.name }, 'operation refused: database unavailable');
             }
             continue;
@@ -105,6 +106,7 @@ export function createApollo({ nodeEnv, log, limits, limiter, onSchema }: Apollo
         { maxDepth: limits.maxQueryDepth, maxAliases: limits.maxAliases, maxDirectives: limits.maxDirectives, maxCost: limits.maxQueryCost },
         limiter,
       ),
+      appErrorStatusPlugin<GraphQLContext>(),
       { serverWillStart: async ({ schema }) => void onSchema?.(schema) },
     ],
   });

@@ -12,7 +12,8 @@ import type { Operation, OperationRegistry } from '../lifecycle/operations.js';
 import type { ReplicaRouter } from '../db/replicas.js';
 import { parseLsn } from '../db/replicas-lsn.js';
 import { createContext, type AppServices, type GraphQLContext } from './context.js';
-import { AppError } from './errors.js';
+import { AppError } from '../errors.js';
+import { toGraphQLError } from './errors.js';
 import { graphqlHandler } from './handler.js';
 
 /** Emitted as `operation` after each GraphQL operation. */
@@ -66,7 +67,12 @@ export class GraphQLEndpoint {
     const context = async (request: FastifyRequest) => {
       const caller = this.callers.get(request);
       if (!caller) throw new Error('GraphQL request without a registered operation');
-      return createContext(root, caller.operation, request.log, services, caller);
+      try {
+        return createContext(root, caller.operation, request.log, services, caller);
+      } catch (err) {
+        // Apollo reads a context failure's HTTP status from a GraphQLError only; no plugin hook sees the failure.
+        throw err instanceof AppError ? toGraphQLError(err) : err;
+      }
     };
     this.run = graphqlHandler(apollo, context, this.options.operationTimeoutMs);
   }

@@ -17,7 +17,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
-import { AppError } from './errors.js';
+import { AppError } from '../errors.js';
 
 export interface OperationLimits {
   maxDepth: number;

@@ -9,7 +9,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PoolStats } from '../db/pool.js';
 import type { ReplicaStatus } from '../db/replicas.js';
-import { ERROR_CODES } from '../graphql/errors.js';
+import { ERROR_CODES } from '../errors.js';
 
 /** Where the metrics read live state from. */
 export interface MetricsSources {

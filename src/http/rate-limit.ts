@@ -2,7 +2,7 @@
  * Rate limiting: a token bucket per actor (the token's subject, else the client address), refilled continuously at
  * RATE_LIMIT_POINTS_PER_MINUTE and holding at most that many points. Each operation takes its estimated cost.
  */
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 
 interface Bucket {
   points: number;

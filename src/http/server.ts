@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyCors from '@fastify/cors';
 import type { Logger } from '../logger.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { bodyLimitedServer, endRefusal } from './body-limit.js';
 import { corsPluginOptions, corsResponseHeaders, type CorsConfig } from './cors.js';
 
@@ -223,9 +223,8 @@ export function createHttpServer(log: Logger, maxBodyBytes: number, hooks: HttpH
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AppError && err.code !== 'INTERNAL_SERVER_ERROR') {
       // A deliberate error raised before Apollo ran (by a hook) keeps its code, HTTP status and headers.
-      const { http, code: _code, ...extensions } = err.extensions as { http?: { status?: number; headers?: Map<string, string> }; code: string };
-      for (const [name, value] of http?.headers ?? []) void reply.header(name, value);
-      return sendError(reply, http?.status ?? 400, err.code, err.message, extensions);
+      for (const [name, value] of err.http?.headers ?? []) void reply.header(name, value);
+      return sendError(reply, err.http?.status ?? 400, err.code, err.message, err.extensions);
     }
     const fault = clientFault(err.code, maxBodyBytes);
     const status = fault?.status ?? err.statusCode ?? 500;

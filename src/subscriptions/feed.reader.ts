@@ -6,7 +6,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { limitClause, query, sql, type Sql } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { decodeCursor } from '../pagination.js';
 import { TaskEvent, type EventKind } from '../events/event.entity.js';
 

@@ -4,7 +4,7 @@
  * any other way (a subscription POSTed over HTTP) is refused with a message that says where to go.
  */
 import type { GraphQLContext } from '../graphql/context.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { Resolvers, SubscriptionTaskEventsArgs } from '../graphql/generated/resolvers-types.js';
 import type { TaskEvent } from '../events/event.entity.js';
 import { parseId } from '../tasks/task.validation.js';

@@ -19,7 +19,8 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { Config } from '../config.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
+import { toGraphQLError } from '../graphql/errors.js';
 import { enforceLimits, measureOperation } from '../graphql/limits.js';
 import type { RateLimiter } from '../http/rate-limit.js';
 
@@ -37,7 +38,10 @@ export interface CheckInput {
   variables?: Record<string, unknown> | null;
 }
 
-/** Checks one operation; returns the errors to send instead of running it, or the checked operation. */
+/**
+ * Checks one operation; returns the errors to send instead of running it (GraphQLErrors: graphql-ws takes nothing
+ * else from `onSubscribe`), or the checked operation.
+ */
 export function checkOperation(
   schema: GraphQLSchema,
   input: CheckInput,
@@ -58,9 +62,9 @@ export function checkOperation(
     return invalid.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
   }
   const operation = getOperationAST(document, input.operationName ?? undefined);
-  if (!operation) return [new AppError('BAD_REQUEST', 'Name the operation to run (operationName): the document holds several, or none')];
+  if (!operation) return [toGraphQLError(new AppError('BAD_REQUEST', 'Name the operation to run (operationName): the document holds several, or none'))];
   if (operation.operation !== OperationTypeNode.SUBSCRIPTION) {
-    return [new AppError('BAD_REQUEST', `Only subscriptions run over WebSocket: send the ${operation.operation} over HTTP POST /graphql`)];
+    return [toGraphQLError(new AppError('BAD_REQUEST', `Only subscriptions run over WebSocket: send the ${operation.operation} over HTTP POST /graphql`))];
   }
   const fragments = Object.fromEntries(
     document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
@@ -71,7 +75,7 @@ export function checkOperation(
     limiter.take(rateKey, shape.cost);
     return { document, operation, name: operation.name?.value ?? 'anonymous', cost: shape.cost };
   } catch (err) {
-    if (err instanceof AppError) return [err];
+    if (err instanceof AppError) return [toGraphQLError(err)];
     throw err;
   }
 }

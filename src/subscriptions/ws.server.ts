@@ -28,7 +28,8 @@ import type { RateLimiter } from '../http/rate-limit.js';
 import { refuseCrossOriginUpgrade, type CorsConfig } from '../http/cors.js';
 import { requestIdOf } from '../http/server.js';
 import { createContext, type AppServices, type GraphQLContext } from '../graphql/context.js';
-import { AppError, createFormatError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
+import { createFormatError, toGraphQLError } from '../graphql/errors.js';
 import type { Operation } from '../lifecycle/operations.js';
 import { checkOperation } from './ws.checks.js';
 import { bindFeedScope } from './subscription.resolvers.js';
@@ -180,7 +181,8 @@ export class SubscriptionWsServer {
         onSubscribe: (ctx, id, payload): ExecutionArgs | readonly GraphQLError[] => {
           const connection = connectionOf(ctx.extra.request);
           if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION) {
-            return [new AppError('QUERY_TOO_COMPLEX', `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions at once`, { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION })];
+            const message = `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions at once`;
+            return [toGraphQLError(new AppError('QUERY_TOO_COMPLEX', message, { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION }))];
           }
           const checked = checkOperation(backends.schema, payload, limits, limiter, connection.rateKey);
           if (!('document' in checked)) {

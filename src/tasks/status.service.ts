@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { raw } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { TaskDependency } from '../dependencies/dependency.entity.js';
 import type { LogLevel } from './execution.entity.js';
 import { TaskExecution } from './execution.entity.js';

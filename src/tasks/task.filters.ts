@@ -6,7 +6,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { join, type Sql } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskFilter } from '../generated/schema-types.js';
 import { castOf, taskModel, type TaskModel } from './task.model.js';
 import { parseId } from './task.validation.js';

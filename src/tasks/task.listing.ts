@@ -6,7 +6,7 @@
 import DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { join, type Sql } from '../db/sql.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskView } from './task.entity.js';
 import type { TaskColumns } from './task.model.js';
 import type { TaskLoaders } from './task.loaders.js';

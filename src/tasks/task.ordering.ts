@@ -5,7 +5,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TaskOrder as GeneratedTaskOrder } from '../generated/schema-types.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskView } from './task.entity.js';
 import { castOf, taskModel, type TaskModel } from './task.model.js';
 import { join, type Sql } from '../db/sql.js';

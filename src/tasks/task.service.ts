@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import { Task } from './task.entity.js';
 import { recordChange, recordEvent } from './task.changes.js';
 import { TaskRepository } from './task.repository.js';

@@ -2,7 +2,7 @@
  * Input rules of docs/API.md ("Validation") for creating and changing tasks. Each failure is a BAD_USER_INPUT
  * naming the field.
  */
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { CreateTaskInput, UpdateTaskInput } from '../generated/schema-types.js';
 import type { JsonObject, TaskPriority, TaskType } from './task.entity.js';
 import type { TaskModel } from './task.model.js';

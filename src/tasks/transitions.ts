@@ -1,7 +1,7 @@
 /**
  * The status machine of docs/API.md ("Status machine") and the field changes each transition carries with it.
  */
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { TaskStatus } from './task.entity.js';
 import type { Task } from './task.entity.js';
 

@@ -3,7 +3,7 @@
  * constructor) but never connected, for tests of what is derived from the metadata.
  */
 import { MikroORM } from '@mikro-orm/postgresql';
-import { ENTITIES } from '../../src/db/orm.js';
+import { ENTITIES } from '../../src/entities.js';
 
 /** An unconnected ORM over the app's entities; its `em` answers `getMetadata()` and `getComparator()`. */
 export function metadataOnly(): MikroORM {

@@ -9,6 +9,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { loadConfig } from '../../src/config.js';
 import { closeOrm, createOrm, migrate, ormOptions } from '../../src/db/orm.js';
+import { ENTITIES } from '../../src/entities.js';
 import { pendingMigrations } from '../../src/db/migrations-check.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
 
@@ -20,7 +21,7 @@ describe('the schema check (pendingMigrations)', () => {
   beforeAll(async () => {
     db = await createTestDatabase('migrations_check');
     const config = loadConfig({ DATABASE_URL: db.url, DB_POOL_MIN: '0' });
-    orm = await createOrm(ormOptions({ database: config.database, clientUrl: db.url, log, operations: new OperationRegistry(), direct: true }));
+    orm = await createOrm(ormOptions({ database: config.database, entities: ENTITIES, clientUrl: db.url, log, operations: new OperationRegistry(), direct: true }));
   });
   afterAll(async () => {
     if (orm) await closeOrm(orm, 5000);

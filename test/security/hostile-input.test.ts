@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '../../src/graphql/errors.js';
+import { ERROR_CODES } from '../../src/errors.js';
 import { useServer, type GqlResponse } from '../helpers/server.js';
 import { feedCaughtUp } from '../helpers/feed.js';
 
