@@ -6,6 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventHub } from '../../src/subscriptions/hub.js';
+import { isAfter, readHead } from '../../src/subscriptions/feed.reader.js';
 import type { TaskEvent } from '../../src/events/event.entity.js';
 import { useServer, waitFor } from '../helpers/server.js';
 
@@ -32,7 +33,20 @@ async function createTasks(n: number): Promise<string[]> {
 describe('the event hub', () => {
   it('reads nothing while no stream is open, and a later stream starts at the head, not where the hub stopped', async () => {
     const hub = await startHub();
-    await createTasks(3);
+    const before = await createTasks(3);
+    // Transaction ids are the whole cluster's: another test file's open transaction can hold these events back.
+    // The stream must open once they have settled, so "before it opened" is true of them.
+    const c = await db.client();
+    const { rows } = await c.query<{ xid: string; id: string }>(
+      'select xid::text, id::text from task_event where task_id = any($1::uuid[]) order by xid desc, id desc limit 1',
+      [before],
+    );
+    await c.end();
+    const last = { xid: BigInt(rows[0]!.xid), id: BigInt(rows[0]!.id) };
+    await waitFor(async () => {
+      const head = await readHead(server.app.orm()!.em.fork());
+      return !isAfter(last, head);
+    }, 'the three events to settle');
     hub.wake();
     hub.wake();
     expect(hub.delivered).toBe(0);
