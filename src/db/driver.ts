@@ -113,8 +113,19 @@ export interface BoundStatement {
 /** A value formatQuery would inline as something a bind parameter cannot stand for (see {@link bindStatement}). */
 class Unbindable extends Error {}
 
-/** The largest integer PostgreSQL reads as an `int4` literal (a literal's minus sign is an operator). */
-const INT4_MAX = 2_147_483_647;
+/**
+ * The type PostgreSQL gives the literal formatQuery writes for `n` (`String(n)`: digits, or a decimal point or an
+ * exponent): digits are `int4` or `int8` when they fit, anything else is `numeric`.
+ */
+function literalType(n: number): 'int4' | 'int8' | 'numeric' {
+  if (!Number.isInteger(n)) return 'numeric';
+  if (n >= -2_147_483_648 && n <= 2_147_483_647) return 'int4';
+  // Past 2^53 String() gives the shortest digits that read back as `n`, not its exact value; past 1e21 an exponent.
+  const digits = String(n);
+  if (!/^-?\d+$/.test(digits)) return 'numeric';
+  const big = BigInt(digits);
+  return big >= -(2n ** 63n) && big < 2n ** 63n ? 'int8' : 'numeric';
+}
 
 /** Does `segment` (the text before a placeholder) end with the keyword LIMIT? */
 function endsWithLimit(segment: string): boolean {
@@ -131,7 +142,7 @@ function endsWithLimit(segment: string): boolean {
  * - an array is a list (`in (?)`: one parameter per item, nested arrays flattened): PostgreSQL arrays reach us as
  *   array literals (MikroORM's ArrayType; `query()` in src/db/sql.ts), never as JavaScript arrays;
  * - a plain object, or a value MikroORM tagged as JSON, is its JSON text; a Date the text formatQuery writes (the
- *   platform's timezone); a bigint its digits; a Buffer stays bytes;
+ *   platform's timezone); a bigint its digits; a Buffer its hex text (`\x0aff`), as bytea reads it;
  * - a number or boolean is cast to the type its literal would have had (`$1::int4`, `int8`, `numeric`, `bool`), so
  *   operators and functions resolve as they did with the literal; strings and nulls stay untyped, as a quoted
  *   literal is;
@@ -222,8 +233,7 @@ function bindScalar(platform: PostgreSqlPlatform, value: unknown, values: unknow
       return `$${values.push(value.toString())}`;
     case 'number': {
       if (!Number.isFinite(value)) throw new Unbindable(`the number ${value}`);
-      const type = Number.isInteger(value) && Math.abs(value) <= INT4_MAX ? 'int4' : Number.isSafeInteger(value) ? 'int8' : 'numeric';
-      return `$${values.push(value)}::${type}`;
+      return `$${values.push(value)}::${literalType(value)}`;
     }
     case 'boolean':
       return `$${values.push(value)}::bool`;
@@ -232,7 +242,8 @@ function bindScalar(platform: PostgreSqlPlatform, value: unknown, values: unknow
         if (Number.isNaN(value.getTime())) throw new Unbindable('an invalid Date');
         return `$${values.push(platform.formatDate(value))}`;
       }
-      if (Buffer.isBuffer(value)) return `$${values.push(value)}`;
+      // formatQuery writes bytes as the literal E'\\x...': the same text, bound, reads the same (bytea's hex form).
+      if (Buffer.isBuffer(value)) return `$${values.push(`\\x${value.toString('hex')}`)}`;
       throw new Unbindable(`a value of type ${value === null ? 'null' : typeof value}${value instanceof Object ? ` (${value.constructor.name})` : ''}`);
   }
 }
