@@ -100,8 +100,9 @@ type Begun = ReturnType<PostgreSqlConnection['begin']>;
 
 /** A statement that only reads: safe to send again. */
 export function isReadOnlyStatement(sqlText: string): boolean {
-  const text = sqlText.trimStart().toLowerCase();
-  return (text.startsWith('select') || text.startsWith('with')) && !/\b(insert|update|delete|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share|nextval|setval|pg_advisory)\b/.test(text);
+  // Only the first word is lower-cased: the ORM's texts run to kilobytes, and every statement asks.
+  const first = sqlText.trimStart().slice(0, 6).toLowerCase();
+  return (first === 'select' || first.startsWith('with')) && !/\b(insert|update|delete|for\s+(no\s+key\s+)?update|for\s+(key\s+)?share|nextval|setval|pg_advisory)\b/i.test(sqlText);
 }
 
 /** A statement as sent: `$n` placeholders and their values. */
@@ -278,7 +279,8 @@ function brokenBy(err: unknown): Error | undefined {
 
 /** A transaction of src/db/sql.ts (`transaction`): the pg connection it holds, rather than MikroORM's (Kysely's). */
 function isPgClientTransaction(ctx: unknown): ctx is { client: PoolClient } {
-  return typeof (ctx as { client?: { query?: unknown } }).client?.query === 'function';
+  const candidate = ctx as { executeQuery?: unknown; client?: { query?: unknown } };
+  return typeof candidate.executeQuery !== 'function' && typeof candidate.client?.query === 'function';
 }
 
 /** What MikroORM's transaction object (Kysely's) is asked here. */
