@@ -418,6 +418,8 @@ export function resilientDriver(
       ctx?: Transaction,
       loggerContext?: LoggingOptions,
     ): Promise<T> {
+      // Like MikroORM's execute: an ORM made without `init` connects on its first statement.
+      if (!this.connected) await this.ensureConnection();
       // What MikroORM's prepareQuery makes of its arguments: a text with `?` placeholders and positional values.
       let statement: { sql: string; params: readonly unknown[] };
       if (typeof query === 'string') statement = Array.isArray(params) ? { sql: query, params } : raw<{ sql: string; params: unknown[] }>(query, params);
