@@ -9,7 +9,7 @@
  * `$1..$n` and the values, converted as formatQuery means them ({@link bindStatement}). Outside a transaction the
  * statement runs on a connection of the pool as a named prepared statement (parsed and planned once per connection);
  * inside one, unnamed on the transaction's connection. A statement whose values cannot be bound that way runs
- * through MikroORM's own path, inlined, as before.
+ * through MikroORM's own path, inlined, as before (so do `em.stream`'s, which do not come through `execute`).
  *
  * With read replicas (DATABASE_REPLICA_URLS, MikroORM's `replicas`), `getConnection('read')` asks the app's
  * {@link ReplicaRouter} where the current request reads (src/db/replicas.ts). Replica connections do not go through
@@ -48,7 +48,7 @@ type Method = 'all' | 'get' | 'run';
 /** Pause before retrying on a fresh connection. */
 const RETRY_PAUSE_MS = 50;
 
-/** What hand-written SQL (src/db/sql.ts) uses to go through the same breaker, read retry and replica fallback. */
+/** What src/db/sql.ts's transactions use to go through the same breaker, read retry and replica routing. */
 export interface GuardedConnection {
   /**
    * Runs `call` through the breaker; when `retryable`, a connection-level failure is retried once. `call` is given
@@ -399,8 +399,8 @@ export function resilientDriver(
       this.pool = undefined;
       const closed = this.open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.drained = resolve));
       await super.close(force);
-      // MikroORM closes the pool through Kysely, which ends it only if Kysely ever ran a statement on it; a replica's
-      // pool may have served only statements sent on pg's connections directly, and the replica monitor's.
+      // MikroORM closes the pool through Kysely, which ends it only if Kysely ever ran a statement on it; a pool may
+      // have served only statements sent on pg's connections directly (every one outside MikroORM's transactions).
       if (pool && !pool.ending) await pool.end();
       await closed;
       this.drained = undefined;
