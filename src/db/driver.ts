@@ -109,6 +109,8 @@ export function isReadOnlyStatement(sqlText: string): boolean {
 export interface BoundStatement {
   text: string;
   values: unknown[];
+  /** The values are in the text (formatQuery's): sent without parameters, and never prepared (one text per value). */
+  inlined?: boolean;
 }
 
 /** A value formatQuery would inline as something a bind parameter cannot stand for (see {@link bindStatement}). */
@@ -279,8 +281,8 @@ function brokenBy(err: unknown): Error | undefined {
 
 /** A transaction of src/db/sql.ts (`transaction`): the pg connection it holds, rather than MikroORM's (Kysely's). */
 function isPgClientTransaction(ctx: unknown): ctx is { client: PoolClient } {
-  const candidate = ctx as { executeQuery?: unknown; client?: { query?: unknown } };
-  return typeof candidate.executeQuery !== 'function' && typeof candidate.client?.query === 'function';
+  const candidate = ctx as { executeQuery?: unknown; client?: { query?: unknown } } | null | undefined;
+  return typeof candidate?.executeQuery !== 'function' && typeof candidate?.client?.query === 'function';
 }
 
 /** What MikroORM's transaction object (Kysely's) is asked here. */
@@ -445,10 +447,15 @@ export function resilientDriver(
     ): Promise<T> {
       const { sql, params } = statement;
       const inline = () => super.execute<T>(original.query, original.params, method, ctx, loggerContext);
-      const bound = inlined.has(sql) ? { unbound: 'PostgreSQL could not type its parameters' } : bindStatement(this.platform as PostgreSqlPlatform, sql, params);
-      if ('unbound' in bound) {
-        log.debug({ statement: sql.slice(0, 200), reason: bound.unbound }, 'statement sent with its values inlined');
-        return inline();
+      const binding = inlined.has(sql) ? { unbound: 'PostgreSQL could not type its parameters' } : bindStatement(this.platform as PostgreSqlPlatform, sql, params);
+      let bound: BoundStatement;
+      if ('unbound' in binding) {
+        log.debug({ statement: sql.slice(0, 200), reason: binding.unbound }, 'statement sent with its values inlined');
+        // MikroORM's path knows only its own transactions: on one of src/db/sql.ts the inlined text is sent here.
+        if (!isPgClientTransaction(ctx)) return inline();
+        bound = { text: this.platform.formatQuery(sql, [...params]), values: [], inlined: true };
+      } else {
+        bound = binding;
       }
       const { abort, context } = splitAbort(loggerContext);
       const started = performance.now();
@@ -491,7 +498,8 @@ export function resilientDriver(
     /** Runs `bound` on pg connection `client` as a named prepared statement when it may be one. */
     private async onClient(client: PoolClient, bound: BoundStatement, inTransaction: boolean): Promise<{ rows: unknown[]; numAffectedRows?: bigint }> {
       const { text, values } = bound;
-      const name = statementName(text);
+      // A text with its values in it is not prepared: there would be one per value.
+      const name = bound.inlined ? undefined : statementName(text);
       try {
         return asKyselyResult(await client.query(name === undefined ? { text, values } : { name, text, values }));
       } catch (err) {
