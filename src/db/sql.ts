@@ -1,13 +1,15 @@
 /**
- * Hand-written SQL with real bind parameters, and the transactions it runs in.
+ * Hand-written SQL, and the transactions of src/db/sql.ts it may run in.
  *
- * MikroORM's `em.execute` and QueryBuilder inline parameter values into the SQL text (escaped, client-side). For
- * statements that carry client-supplied values (filters, cursors, search strings) we send them as PostgreSQL bind
- * parameters instead, on a connection of the ORM's pool (pg's `Pool`, which MikroORM's `getNativeClient()` hands
- * out) or the one the operation's transaction holds, and count them against the operation like every ORM statement.
+ * `sql` builds a statement from a template, every interpolated value a parameter; `query` runs it through the same
+ * path as every ORM statement (the resilient driver's `execute`, src/db/driver.ts), which sends its values as
+ * PostgreSQL bind parameters, on a connection of the ORM's pool or the one the operation's transaction holds, and
+ * counts it against the operation.
  */
 import type { PoolClient } from 'pg';
+import { isBrokenCircuitError } from 'cockatiel';
 import type { EntityManager, PostgreSqlConnection } from '@mikro-orm/postgresql';
+import type { AnyEntity, EntityData } from '@mikro-orm/core';
 import { isConnectionError } from './errors.js';
 import { isGuarded, isReadOnlyStatement } from './driver.js';
 
@@ -55,15 +57,11 @@ export function raw(text: string): Sql {
 export type SqlContext = Pick<EntityManager, 'getTransactionContext' | 'getConnection' | 'getPlatform' | 'getLoggerContext'>;
 
 /**
- * A transaction of {@link transaction}: the pg connection it holds from BEGIN to COMMIT. Hand-written statements
- * need the connection itself (MikroORM's transactions are Kysely's, which send no named statements).
+ * A transaction of {@link transaction}: the pg connection it holds from BEGIN to COMMIT. The driver runs the
+ * statements given it on that connection (as named prepared statements, like those outside transactions).
  */
 export interface PgTransaction {
   readonly client: PoolClient;
-}
-
-function isPgTransaction(value: unknown): value is PgTransaction {
-  return typeof value === 'object' && value !== null && typeof (value as { client?: { query?: unknown } }).client?.query === 'function';
 }
 
 /**
@@ -119,15 +117,6 @@ function brokenBy(err: unknown): Error | undefined {
 }
 
 /**
- * `?` placeholders to PostgreSQL's `$1, $2, ...`. Every `?` is a placeholder: our statements contain no other
- * question mark (no `?` operator of jsonb, no literal), and {@link sql} never produces one.
- */
-export function positional(text: string): string {
-  let n = 0;
-  return text.replace(/\?/g, () => `$${++n}`);
-}
-
-/**
  * A LIMIT written into a statement's text rather than bound. With `limit $n`, PostgreSQL cannot cost a generic
  * plan (it assumes a tenth of the matching rows), so a prepared statement (they all are: see {@link query}) was
  * planned afresh on every run: 0.45 ms of planning on a 0.7 ms page. With the number in the text the cached
@@ -141,64 +130,49 @@ export function limitClause(n: number): string {
 }
 
 /**
- * Runs a statement on the operation's connection (its transaction, if any) with bind parameters; returns the
- * rows. It goes through the circuit breaker, and a read outside a transaction is retried once if its connection
- * died, like every ORM statement (src/db/driver.ts). A read outside a transaction is routed like the ORM's reads:
- * to the request's replica when there are replicas (src/db/replicas.ts), else to the primary.
- *
- * The statement goes straight to a pg connection of the pool (or the transaction's): MikroORM's own path (Kysely's
- * compiled query, its executor and plugins, result mapping) is not needed for a statement whose rows we map.
+ * A JavaScript array as PostgreSQL's array literal (`{"a","b"}`), as pg writes one: a list of values is one
+ * parameter (`= any(?)`, `?::text[]`), so the text does not depend on how many values a request sends.
+ */
+function arrayLiteral(items: readonly unknown[]): string {
+  const element = (item: unknown): string => {
+    if (item === null || item === undefined) return 'NULL';
+    if (Array.isArray(item)) return arrayLiteral(item);
+    if (Buffer.isBuffer(item)) return `\\\\x${item.toString('hex')}`;
+    let text: string;
+    if (typeof item === 'string') text = item;
+    else if (typeof item === 'number' || typeof item === 'boolean' || typeof item === 'bigint') text = String(item);
+    else text = item instanceof Date ? item.toISOString() : JSON.stringify(item);
+    return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  };
+  return `{${items.map(element).join(',')}}`;
+}
+
+/**
+ * Runs a statement on the operation's connection (its transaction, if any: MikroORM's when `em` is a fork inside
+ * `em.transactional`, or one of {@link transaction}) with bind parameters; returns the rows. It takes the ORM's own
+ * path (src/db/driver.ts, `execute`): the circuit breaker, a read outside a transaction retried once if its
+ * connection died, a read outside a transaction routed to the request's replica when there are replicas
+ * (src/db/replicas.ts), a named prepared statement outside transactions, and the statement counted against the
+ * operation. Its `?` placeholders mean what they mean to MikroORM (`??` an identifier, `\?` a question mark);
+ * an array parameter is one PostgreSQL array.
  */
 export async function query<T = Record<string, unknown>>(em: SqlContext, statement: Sql): Promise<T[]> {
   const trx = em.getTransactionContext<unknown>();
-  if (trx !== undefined && !isPgTransaction(trx)) {
-    throw new Error('hand-written SQL runs in a transaction of src/db/sql.ts (TransactionRunner), not in em.transactional');
-  }
   const readOnly = !trx && isReadOnlyStatement(statement.text);
   const connection = em.getConnection(readOnly ? 'read' : 'write');
-  const values = statement.params;
-  // Refuse undefined values (pg would silently send NULL), to catch a missing value early.
-  for (let i = 0; i < values.length; i++) {
-    if (values[i] === undefined) throw new Error(`Undefined binding at position ${i + 1} in: ${statement.text}`);
+  const params = statement.params.map((value, i) => {
+    // pg would silently send NULL for undefined (and MikroORM write "undefined"): a missing value is a bug.
+    if (value === undefined) throw new Error(`Undefined binding at position ${i + 1} in: ${statement.text}`);
+    return Array.isArray(value) ? arrayLiteral(value) : value;
+  });
+  try {
+    // The operation's logger context names it (opKey, requestId): the statement is counted against it.
+    return await connection.execute<Array<EntityData<AnyEntity>>>(statement.text, params, 'all', trx, em.getLoggerContext()) as T[];
+  } catch (err) {
+    // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
+    // mapping does not depend on which path a statement took; an open breaker's refusal stays what it is.
+    throw isBrokenCircuitError(err) ? err : em.getPlatform().getExceptionConverter().convertException(err as Error);
   }
-  const text = positional(statement.text);
-  // Named: prepared once per connection, then only bound and run (no parse and plan per run).
-  const name = isGuarded(connection) ? connection.statementName(text) : undefined;
-  const send = async (pg: PoolClient): Promise<T[]> => {
-    try {
-      return (await pg.query(name === undefined ? { text, values } : { name, text, values })).rows as T[];
-    } catch (err) {
-      // The preparation failed (the schema changed under the plan, or a pooler lost the statement): the statement
-      // did not run. Outside a transaction it runs again at once, unnamed; inside one the transaction is aborted,
-      // and the TransactionRunner runs it again whole (src/db/transaction.ts).
-      if (name === undefined || !isGuarded(connection) || !connection.preparationFailed(err, text) || trx) throw err;
-      return (await pg.query({ text, values })).rows as T[];
-    }
-  };
-  const run = async (on: PostgreSqlConnection): Promise<T[]> => {
-    const started = performance.now();
-    try {
-      if (trx) return await send(trx.client);
-      const pg = await (await on.getNativeClient()).connect();
-      let broken: Error | undefined;
-      try {
-        return await send(pg);
-      } catch (err) {
-        broken = brokenBy(err);
-        throw err;
-      } finally {
-        // A connection that failed at the connection level is closed, not lent again.
-        pg.release(broken);
-      }
-    } catch (err) {
-      // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
-      // mapping does not depend on which path a statement took.
-      throw em.getPlatform().getExceptionConverter().convertException(err as Error);
-    } finally {
-      logStatement(on, statement.text, { ...em.getLoggerContext(), took: performance.now() - started });
-    }
-  };
-  return isGuarded(connection) ? connection.guarded((on) => run(on), readOnly) : run(connection);
 }
 
 /**
