@@ -16,6 +16,7 @@
  * the primary's breaker: a read that fails there at the connection level takes the replica out of rotation and runs
  * again on the primary.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Pool, PoolClient, QueryResult as PgQueryResult } from 'pg';
@@ -55,12 +56,6 @@ export interface GuardedConnection {
    * the connection to run on: this one, or the primary when a replica failed.
    */
   guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T>;
-  /**
-   * Checks out a connection of this pool and runs BEGIN on it, through the breaker (a BEGIN that failed on a dead
-   * connection ran nothing: it is tried once more); the request's later reads go to the primary. The caller owns
-   * the connection until it commits or rolls back and releases it (src/db/sql.ts, `transaction`).
-   */
-  beginTransaction(): Promise<PoolClient>;
 }
 
 /**
@@ -96,7 +91,14 @@ export function isGuarded(connection: object): connection is GuardedConnection {
   return typeof (connection as Partial<GuardedConnection>).guarded === 'function';
 }
 type BeginArgs = Parameters<PostgreSqlConnection['begin']>;
+type CommitArgs = Parameters<PostgreSqlConnection['commit']>;
+type RollbackArgs = Parameters<PostgreSqlConnection['rollback']>;
 type Begun = ReturnType<PostgreSqlConnection['begin']>;
+
+/** `err` as an Error, to release a pg connection with (the pool then closes it). */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
 
 /** A statement that only reads: safe to send again. */
 export function isReadOnlyStatement(sqlText: string): boolean {
@@ -256,19 +258,6 @@ function isReplicaDown(err: unknown): boolean {
   return isPoolExhausted(err) || isConnectionError(err);
 }
 
-/** Checks a connection out of `connection`'s pool (pg's) and starts a transaction on it. */
-async function beginOn(connection: PostgreSqlConnection): Promise<PoolClient> {
-  const client = await (await connection.getNativeClient()).connect();
-  try {
-    await client.query('begin');
-    return client;
-  } catch (err) {
-    // A connection whose BEGIN failed is not given back for reuse.
-    client.release(err instanceof Error ? err : new Error(String(err)));
-    throw err;
-  }
-}
-
 /** A hot-standby conflict (`canceling statement due to conflict with recovery`): the primary has no such conflict. */
 function isRecoveryConflict(err: unknown): boolean {
   return sqlStateOf(err) === '40001' && /conflict with recovery/.test(String((err as { message?: unknown } | null)?.message));
@@ -277,12 +266,6 @@ function isRecoveryConflict(err: unknown): boolean {
 /** The error to release a pg connection with when `err` says it is broken: the pool then closes it. */
 function brokenBy(err: unknown): Error | undefined {
   return isConnectionError(err) ? (err instanceof Error ? err : new Error(String(err))) : undefined;
-}
-
-/** A transaction of src/db/sql.ts (`transaction`): the pg connection it holds, rather than MikroORM's (Kysely's). */
-function isPgClientTransaction(ctx: unknown): ctx is { client: PoolClient } {
-  const candidate = ctx as { executeQuery?: unknown; client?: { query?: unknown } } | null | undefined;
-  return typeof candidate?.executeQuery !== 'function' && typeof candidate?.client?.query === 'function';
 }
 
 /** What MikroORM's transaction object (Kysely's) is asked here. */
@@ -362,6 +345,11 @@ export function resilientDriver(
     return true;
   };
 
+  /** The pg connection a `begin` is checking out, set by the pool's wrapped `connect`. */
+  const checkingOut = new AsyncLocalStorage<{ client?: PoolClient }>();
+  /** The pg connection of each open transaction of MikroORM's (Kysely's transaction object). */
+  const held = new WeakMap<object, PoolClient>();
+
   class ResilientConnection extends PostgreSqlConnection implements GuardedConnection {
     /** Set by the driver on replica connections: which replica, and the primary to fall back to. */
     replica: { index: number; primary: ResilientConnection } | undefined;
@@ -385,6 +373,17 @@ export function resilientDriver(
           if (this.open.size === 0) this.drained?.();
         });
       });
+      // Which pg connection each of MikroORM's transactions takes (see `begin`): Kysely checks it out while `begin`
+      // runs, inside `checkingOut`. The promise form only: ours and Kysely's; the callback form passes through.
+      const checkOut = pool.connect.bind(pool) as () => Promise<PoolClient>;
+      const connectTracked = async (): Promise<PoolClient> => {
+        const client = await checkOut();
+        const slot = checkingOut.getStore();
+        if (slot) slot.client = client;
+        return client;
+      };
+      pool.connect = ((...callback: unknown[]) =>
+        callback.length > 0 ? (Reflect.apply(checkOut, pool, callback) as unknown) : connectTracked()) as Pool['connect'];
       const hooks =
         (this.options.onCreateConnection ?? this.config.get('onCreateConnection')) ??
         (this.options.onReserveConnection ?? this.config.get('onReserveConnection')) ??
@@ -448,15 +447,11 @@ export function resilientDriver(
       const { sql, params } = statement;
       const inline = () => super.execute<T>(original.query, original.params, method, ctx, loggerContext);
       const binding = inlined.has(sql) ? { unbound: 'PostgreSQL could not type its parameters' } : bindStatement(this.platform as PostgreSqlPlatform, sql, params);
-      let bound: BoundStatement;
       if ('unbound' in binding) {
         log.debug({ statement: sql.slice(0, 200), reason: binding.unbound }, 'statement sent with its values inlined');
-        // MikroORM's path knows only its own transactions: on one of src/db/sql.ts the inlined text is sent here.
-        if (!isPgClientTransaction(ctx)) return inline();
-        bound = { text: this.platform.formatQuery(sql, [...params]), values: [], inlined: true };
-      } else {
-        bound = binding;
+        return inline();
       }
+      const bound: BoundStatement = binding;
       const { abort, context } = splitAbort(loggerContext);
       const started = performance.now();
       try {
@@ -477,7 +472,6 @@ export function resilientDriver(
     /** Sends `bound` on the transaction's connection, or on one of the pool's. */
     private async send(bound: BoundStatement, ctx: unknown, abort: unknown): Promise<{ rows: unknown[]; numAffectedRows?: bigint }> {
       if (ctx !== undefined && ctx !== null) {
-        if (isPgClientTransaction(ctx)) return this.onClient(ctx.client, bound, true);
         return (ctx as KyselyRunner).executeQuery(CompiledQuery.raw(bound.text, bound.values), abort);
       }
       // A cancellable statement goes through Kysely, which knows how to cancel it.
@@ -511,7 +505,11 @@ export function resilientDriver(
       }
     }
 
-    /** MikroORM's transactions (em.transactional, the migrations'): through the same breaker and routing as ours. */
+    /**
+     * MikroORM's transactions (em.transactional, the migrations'): through the same breaker and routing as ours. The
+     * pg connection each one takes is remembered: Kysely gives it back to the pool only after a BEGIN, COMMIT or
+     * ROLLBACK that worked, so one whose connection died mid-transaction would stay checked out for good.
+     */
     override async begin(...args: BeginArgs): Begun {
       const [options] = args;
       // A savepoint inside a transaction reuses its connection; only a new transaction needs the pool.
@@ -519,13 +517,36 @@ export function resilientDriver(
       // The request now writes: its later reads must see this transaction, so they go to the primary.
       router?.noteWrite();
       // A BEGIN that fails on a dead connection ran nothing of the transaction: safe to try once more.
-      return this.guarded(() => super.begin(...args), true);
+      return this.guarded(async () => {
+        const slot: { client?: PoolClient } = {};
+        try {
+          const trx = await checkingOut.run(slot, () => super.begin(...args));
+          if (slot.client) held.set(trx, slot.client);
+          return trx;
+        } catch (err) {
+          // Closed, not lent again: the pool forgets it.
+          slot.client?.release(asError(err));
+          throw err;
+        }
+      }, true);
     }
 
-    beginTransaction(): Promise<PoolClient> {
-      if (this.replica) return this.replica.primary.beginTransaction();
-      router?.noteWrite();
-      return this.guarded((c) => beginOn(c), true);
+    override async commit(...args: CommitArgs): Promise<void> {
+      await super.commit(...args);
+      held.delete(args[0]);
+    }
+
+    /** Rolls back; when the ROLLBACK itself fails (the connection is gone), closes the transaction's connection. */
+    override async rollback(...args: RollbackArgs): Promise<void> {
+      const [ctx] = args;
+      try {
+        await super.rollback(...args);
+      } catch (err) {
+        held.get(ctx)?.release(asError(err));
+        throw err;
+      } finally {
+        held.delete(ctx);
+      }
     }
 
     guarded<T>(call: (connection: PostgreSqlConnection) => Promise<T>, retryable: boolean): Promise<T> {

@@ -1,17 +1,15 @@
 /**
- * Hand-written SQL, and the transactions of src/db/sql.ts it may run in.
+ * Hand-written SQL: what the repositories say where the ORM cannot.
  *
  * `sql` builds a statement from a template, every interpolated value a parameter; `query` runs it through the same
  * path as every ORM statement (the resilient driver's `execute`, src/db/driver.ts), which sends its values as
  * PostgreSQL bind parameters, on a connection of the ORM's pool or the one the operation's transaction holds, and
  * counts it against the operation.
  */
-import type { PoolClient } from 'pg';
 import { isBrokenCircuitError } from 'cockatiel';
-import type { EntityManager, PostgreSqlConnection } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AnyEntity, EntityData } from '@mikro-orm/core';
-import { isConnectionError } from './errors.js';
-import { isGuarded, isReadOnlyStatement } from './driver.js';
+import { isReadOnlyStatement } from './driver.js';
 
 /** A statement and its parameters: `?` placeholders; an array parameter is sent as one PostgreSQL array (`= any(?)`). */
 export interface Sql {
@@ -52,75 +50,15 @@ export function raw(text: string): Sql {
 
 /**
  * What {@link query} needs of an EntityManager: its transaction (if any), its connections, the platform and the
- * logger context that names the operation. An operation's fork has all of it; so has an {@link OperationReader}.
+ * logger context that names the operation: an operation's fork, or a transaction's.
  */
 export type SqlContext = Pick<EntityManager, 'getTransactionContext' | 'getConnection' | 'getPlatform' | 'getLoggerContext'>;
 
 /**
- * A transaction of {@link transaction}: the pg connection it holds from BEGIN to COMMIT. The driver runs the
- * statements given it on that connection (as named prepared statements, like those outside transactions).
- */
-export interface PgTransaction {
-  readonly client: PoolClient;
-}
-
-/**
- * One operation's access to the database without forking an EntityManager: hand-written statements need no
- * identity map, and a fork (a unit of work, an entity factory, two configuration writes that set an environment
- * variable) cost as much CPU as a one-row read itself. Outside a transaction, or inside one
- * ({@link OperationReader.withTransaction}); its statements are counted and logged with the operation's logger
- * context like the fork's.
- */
-export class OperationReader implements SqlContext {
-  constructor(
-    private readonly root: EntityManager,
-    private readonly loggerContext: Record<string, unknown>,
-    private readonly transaction?: PgTransaction,
-  ) {}
-
-  /** The same operation inside `transaction`: every statement through it runs on the transaction's connection. */
-  withTransaction(transaction: PgTransaction): OperationReader {
-    return new OperationReader(this.root, this.loggerContext, transaction);
-  }
-
-  getTransactionContext<T>(): T | undefined {
-    // Typed as the caller asks, like EntityManager's own (the driver's transaction object).
-    return this.transaction as T | undefined;
-  }
-
-  getConnection(type?: 'read' | 'write'): ReturnType<EntityManager['getConnection']> {
-    return this.root.getConnection(type);
-  }
-
-  getPlatform(): ReturnType<EntityManager['getPlatform']> {
-    return this.root.getPlatform();
-  }
-
-  getLoggerContext<T extends Record<string, unknown> = Record<string, unknown>>(): T {
-    // The operation's context object as is, typed as the caller asks, like EntityManager's own (a Dictionary).
-    return this.loggerContext as T;
-  }
-}
-
-interface Counted {
-  logQuery(query: string, context?: Record<string, unknown>): void;
-}
-
-/** Logs `text` as a statement of `connection` (and so counts it): `logQuery` is protected in MikroORM's types. */
-function logStatement(connection: PostgreSqlConnection, text: string, context: Record<string, unknown>): void {
-  (connection as unknown as Counted).logQuery(text, context);
-}
-
-/** The error to release a pg connection with when `err` says it is broken: the pool then closes it. */
-function brokenBy(err: unknown): Error | undefined {
-  return isConnectionError(err) ? (err instanceof Error ? err : new Error(String(err))) : undefined;
-}
-
-/**
  * A LIMIT written into a statement's text rather than bound. With `limit $n`, PostgreSQL cannot cost a generic
  * plan (it assumes a tenth of the matching rows), so a prepared statement (they all are: see {@link query}) was
- * planned afresh on every run: 0.45 ms of planning on a 0.7 ms page. With the number in the text the cached
- * generic plan wins after five runs. Callers pass bounded sizes (a page is 0..100), so the texts stay few.
+ * planned afresh on every run: a page's planning cost more than its execution. With the number in the text the
+ * cached generic plan wins after five runs. Callers pass bounded sizes (a page is 0..100), so the texts stay few.
  *
  * @throws Error for anything but a non-negative safe integer (a bug: sizes are validated before this).
  */
@@ -148,13 +86,12 @@ function arrayLiteral(items: readonly unknown[]): string {
 }
 
 /**
- * Runs a statement on the operation's connection (its transaction, if any: MikroORM's when `em` is a fork inside
- * `em.transactional`, or one of {@link transaction}) with bind parameters; returns the rows. It takes the ORM's own
- * path (src/db/driver.ts, `execute`): the circuit breaker, a read outside a transaction retried once if its
- * connection died, a read outside a transaction routed to the request's replica when there are replicas
- * (src/db/replicas.ts), a named prepared statement outside transactions, and the statement counted against the
- * operation. Its `?` placeholders mean what they mean to MikroORM (`??` an identifier, `\?` a question mark);
- * an array parameter is one PostgreSQL array.
+ * Runs a statement on the operation's connection (its transaction's, when `em` is a fork inside `em.transactional`)
+ * with bind parameters; returns the rows. It takes the ORM's own path (src/db/driver.ts, `execute`): the circuit
+ * breaker, a read outside a transaction retried once if its connection died, a read outside a transaction routed to
+ * the request's replica when there are replicas (src/db/replicas.ts), a named prepared statement outside
+ * transactions, and the statement counted against the operation. Its `?` placeholders mean what they mean to
+ * MikroORM (`??` an identifier, `\?` a question mark); an array parameter is one PostgreSQL array.
  */
 export async function query<T = Record<string, unknown>>(em: SqlContext, statement: Sql): Promise<T[]> {
   const trx = em.getTransactionContext<unknown>();
@@ -172,38 +109,6 @@ export async function query<T = Record<string, unknown>>(em: SqlContext, stateme
     // The same exception classes as every ORM statement (UniqueConstraintViolationException, ...), so error
     // mapping does not depend on which path a statement took; an open breaker's refusal stays what it is.
     throw isBrokenCircuitError(err) ? err : em.getPlatform().getExceptionConverter().convertException(err as Error);
-  }
-}
-
-/**
- * Runs `work` in a transaction on one pg connection of the write pool: BEGIN (through the breaker: see
- * {@link GuardedConnection.beginTransaction}), `work` with the operation inside the transaction, then COMMIT, or
- * ROLLBACK when `work` throws. The connection goes back to the pool after either, or is closed when it broke.
- */
-export async function transaction<T>(db: OperationReader, work: (tx: OperationReader) => Promise<T>): Promise<T> {
-  const connection = db.getConnection('write');
-  if (!isGuarded(connection)) throw new Error('transactions need the resilient driver (src/db/driver.ts)');
-  const client = await connection.beginTransaction();
-  logStatement(connection, 'begin', {});
-  try {
-    const result = await work(db.withTransaction({ client }));
-    // A COMMIT can fail too (a serialization failure, a lost connection): as the ORM's exception, like a statement.
-    await client.query('commit').catch((err: unknown) => {
-      throw db.getPlatform().getExceptionConverter().convertException(err as Error);
-    });
-    logStatement(connection, 'commit', {});
-    client.release();
-    return result;
-  } catch (err) {
-    try {
-      await client.query('rollback');
-      logStatement(connection, 'rollback', {});
-      client.release(brokenBy(err));
-    } catch (rollbackError) {
-      // The rollback failing means the connection is gone (or in a state nobody should inherit): close it.
-      client.release(rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError)));
-    }
-    throw err;
   }
 }
 

@@ -72,7 +72,11 @@ class OperationContext implements GraphQLContext {
   private readonly transactions: TransactionRunner;
   private readonly loggerContext: { opKey: number; requestId: string };
   private readonly memo = new Map<string, DataLoader<unknown, unknown>>();
-  taskColumns: TaskColumns | undefined;
+  /**
+   * The document's columns, in an object of its own: Apollo hands resolvers a shallow copy of the context, so a
+   * field set on the copy would not reach the loaders made here.
+   */
+  private readonly document: { columns?: TaskColumns } = {};
   private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService } = {};
 
   constructor(
@@ -90,11 +94,15 @@ class OperationContext implements GraphQLContext {
     this.transactions = services.transactions;
     this.loggerContext = { opKey: operation.key, requestId: operation.requestId };
     this.em = root.fork({ loggerContext: this.loggerContext });
-    this.loaders = createTaskLoaders(this.em, () => this.taskColumns);
+    this.loaders = createTaskLoaders(this.em, () => this.document.columns);
+  }
+
+  get taskColumns(): TaskColumns | undefined {
+    return this.document.columns;
   }
 
   useDocument(schema: GraphQLSchema, document: DocumentNode): void {
-    this.taskColumns = taskColumnsFor(taskModel(this.em), taskFieldsOf(schema, document));
+    this.document.columns = taskColumnsFor(taskModel(this.em), taskFieldsOf(schema, document));
   }
 
   get tasks(): TaskService {

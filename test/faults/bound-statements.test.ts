@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { raw } from '@mikro-orm/core';
 import type { MikroORM, PostgreSqlPlatform } from '@mikro-orm/postgresql';
 import { bindStatement } from '../../src/db/driver.js';
-import { OperationReader, query, sql } from '../../src/db/sql.js';
+import { query, sql } from '../../src/db/sql.js';
 import { TransactionRunner } from '../../src/db/transaction.js';
 import { OperationRegistry } from '../../src/lifecycle/operations.js';
 import { Task } from '../../src/tasks/task.entity.js';
@@ -153,9 +153,9 @@ describe('ORM statements with bind parameters', () => {
     await expect(typeIn(orm().em.fork())).rejects.toMatchObject({ code: '42P18' });
     expect(await typeIn(orm().em.fork())).toEqual([{ t2: 'unknown' }]);
 
-    // In a transaction of src/db/sql.ts, which the TransactionRunner runs again whole: inlined on its connection.
+    // Through the TransactionRunner, which runs the transaction again whole: inlined the second time.
     const runner = new TransactionRunner({ log: server.app.log, operations: new OperationRegistry(), leakWarningMs: 60_000 });
-    const typed = await runner.run(new OperationReader(orm().em, {}), (tx) => query<{ t3: string }>(tx, sql`select pg_typeof(${'y'})::text as t3`));
+    const typed = await runner.run(orm().em.fork(), (tx) => query<{ t3: string }>(tx, sql`select pg_typeof(${'y'})::text as t3`));
     expect(typed).toEqual([{ t3: 'unknown' }]);
   });
 });

@@ -35,7 +35,7 @@ describe('task columns of a document', () => {
   });
 });
 
-const { server } = useServer('task_columns');
+const { server } = useServer('task_columns', { LOG_LEVEL: 'debug' });
 
 describe('projected reads', () => {
   it('answers every field asked of a task reached by a page and by id in one operation', async () => {
@@ -52,6 +52,18 @@ describe('projected reads', () => {
     expect(res.body.data!.tasks.nodes[0]!.id).toBe(id);
     expect(res.body.data!.task).toMatchObject({ title: 'whole', description: 'described', metadata: { k: 1 }, tags: ['t'], estimatedMinutes: 5, version: 1 });
     expect(typeof res.body.data!.task.createdAt).toBe('string');
+  });
+
+  it('reads a task by id with the asked columns only (the loaders see what the operation asked, whatever Apollo copies)', async () => {
+    const created = await server.gql<{ createTask: { id: string } }>('mutation { createTask(input: { title: "narrow" }) { id } }');
+    const requestId = `by-id-${created.body.data!.createTask.id}`;
+    const res = await server.gql('query($id: ID!) { task(id: $id) { title } }', { id: created.body.data!.createTask.id }, { 'x-request-id': requestId });
+    expect(res.body.errors).toBeUndefined();
+    const statements = server.logs.filter((l) => l.msg === 'sql' && l.requestId === requestId).map((l) => String(l.sql));
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toContain('"t"."title"');
+    expect(statements[0]).not.toContain('description');
+    expect(statements[0]).not.toContain('*');
   });
 
   it('makes cursors from a page that asked for none of its order keys', async () => {
