@@ -1,25 +1,33 @@
 /**
  * The measurements: every operation on every server, warm-up first, then the measured run, then the server's
- * RSS. Servers alternate which goes first from one repeat to the next, so slow drift (autovacuum, a busy
- * neighbour) does not always favour the same side. Q1 and Q2 are then run again at half of the rate each
- * server reached, with evenly spaced arrivals (bench/paced.ts), for the latency target.
+ * RSS. The order of the servers turns from one repeat to the next, so slow drift (autovacuum, a busy neighbour)
+ * does not always favour the same one. Q1 and Q2 are then run again at half of the rate each server reached, with
+ * evenly spaced arrivals (bench/paced.ts), for the latency target. An operation a server cannot express (M2 on
+ * PostGraphile) is not run on it, and the report says why.
  */
 import type { BenchOptions, OpName } from './options.js';
 import { runLoad } from './load.js';
-import { readBody, type ReadFixtures, type ReadName } from './operations.js';
+import type { Dialect, ReadFixtures, ReadName } from './operations.js';
 import { runPaced } from './paced.js';
 import type { Prepared } from './prepare.js';
-import type { Measurement, OpResult } from './report.js';
+import type { Measurement, OpResult, TargetName } from './report.js';
 import { createPendingPool, resetDataset } from './seed.js';
 import { cpuSeconds, rssMb } from './servers.js';
 import { watchForeignLoad } from './machine.js';
 import { DESCRIPTIONS, requestsFor, type Fixtures } from './workloads.js';
 
 export interface Target {
-  name: 'ours' | 'baseline';
+  name: TargetName;
   url: string;
   pid: number | undefined;
+  /** Its deep cursor is its own (PostGraphile's cursors are not ours). */
   fixtures: ReadFixtures;
+  /** How its schema spells the operations. */
+  dialect: Dialect;
+  /** Operations it cannot express, and why: not run on it. */
+  notRun?: Partial<Record<OpName, string>>;
+  /** Operations it does less work for than ours, and what it leaves out (reported beside the numbers). */
+  notes?: Partial<Record<OpName, string>>;
 }
 
 /** Rows in an M2 pool per expected request per second (2 requests per task, generous margin). */
@@ -65,8 +73,8 @@ export class Measurer {
     const counter = { n: 0 };
     const load = (duration: number) =>
       rate === undefined || !isRead(op)
-        ? runLoad({ url: t.url, requests: requestsFor(op, fixtures, counter), connections: this.o.connections, duration })
-        : runPaced({ url: t.url, body: () => readBody(op, fixtures, counter.n++), rate, duration, warmup: this.o.warmup, connections: this.o.connections });
+        ? runLoad({ url: t.url, requests: requestsFor(op, fixtures, counter, t.dialect), connections: this.o.connections, duration })
+        : runPaced({ url: t.url, body: () => t.dialect.readBody(op, fixtures, counter.n++), rate, duration, warmup: this.o.warmup, connections: this.o.connections });
     const label = `${op}${rate ? ` @${rate}/s` : ''} ${t.name}`;
     // A paced run warms up inside runPaced, on the sockets it then measures on.
     if (this.o.warmup > 0 && rate === undefined) {
@@ -98,7 +106,7 @@ export class Measurer {
     if (op === 'M1') this.m1Rps.set(t.name, run.rps);
     if (WRITES.includes(op)) await this.reset();
     this.log(
-      `  ${label.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} req/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms` +
+      `  ${label.padEnd(20)} ${run.rps.toFixed(0).padStart(6)} req/s  p50 ${run.p50.toFixed(1)} ms  p99 ${run.p99.toFixed(1)} ms` +
         `  errors ${run.errors}  rss ${m.rssMb ?? '?'} MB  cpu ${m.cpuPct?.toFixed(0) ?? '?'}% (PostgreSQL ${m.databaseCpuPct?.toFixed(0) ?? '?'}%, load generator ${m.loadGenCpuPct?.toFixed(0)}%, other work ${m.foreignCpuPct?.toFixed(0) ?? '?'}%)`,
     );
     return m;
@@ -115,7 +123,12 @@ export class Measurer {
   async all(targets: Target[], sql: (op: OpName) => OpResult['sql']): Promise<OpResult[]> {
     this.pids = [process.pid, ...targets.flatMap((t) => (t.pid === undefined ? [] : [t.pid]))];
     const results = new Map<OpName, OpResult>(
-      this.o.ops.map((op) => [op, { op, description: DESCRIPTIONS[op], ours: [], baseline: [], oursHalf: [], baselineHalf: [], sql: sql(op) }]),
+      this.o.ops.map((op) => {
+        const byTarget = (of: (t: Target) => string | undefined) => Object.fromEntries(targets.flatMap((t) => (of(t) ? [[t.name, of(t)]] : [])));
+        const [notRun, notes] = [byTarget((t) => t.notRun?.[op]), byTarget((t) => t.notes?.[op])];
+        const result: OpResult = { op, description: DESCRIPTIONS[op], ours: [], baseline: [], postgraphile: [], oursHalf: [], baselineHalf: [], postgraphileHalf: [], sql: sql(op) };
+        return [op, { ...result, ...(Object.keys(notRun).length ? { notRun } : {}), ...(Object.keys(notes).length ? { notes } : {}) }];
+      }),
     );
     // A freshly started server is still loading code and compiling hot paths: whatever is measured first would
     // pay for it. The mix touches every benchmarked path, so it warms them all before anything counts.
@@ -123,7 +136,7 @@ export class Measurer {
       for (const t of targets) {
         const seconds = Math.max(5, 2 * this.o.warmup);
         const { fixtures } = await this.fixturesFor('MIX', t);
-        const warm = await runLoad({ url: t.url, requests: requestsFor('MIX', fixtures, { n: 0 }), connections: this.o.connections, duration: seconds });
+        const warm = await runLoad({ url: t.url, requests: requestsFor('MIX', fixtures, { n: 0 }, t.dialect), connections: this.o.connections, duration: seconds });
         this.log(`  warmed ${t.name} up with the mix for ${seconds} s (${warm.rps.toFixed(0)} req/s)`);
         if (warm.errors) this.problems.push(`warm-up mix on ${t.name}: ${warm.errors} errors; ${warm.failures.join(' | ')}`);
       }
@@ -132,15 +145,17 @@ export class Measurer {
     this.measuringSince = Date.now();
     for (let r = 0; r < this.o.repeat; r++) {
       this.log(`repeat ${r + 1} of ${this.o.repeat}`);
-      const order = r % 2 === 0 ? targets : [...targets].reverse();
+      // Each server goes first in turn.
+      const order = targets.map((_, i) => targets[(i + r) % targets.length] as Target);
       for (const op of this.o.ops) {
         const result = results.get(op) as OpResult;
-        for (const t of order) result[t.name].push(await this.run(op, t));
+        const runs = order.filter((t) => !t.notRun?.[op]);
+        for (const t of runs) result[t.name].push(await this.run(op, t));
         if (!this.o.halfRate || !HALF_RATE_OPS.includes(op)) continue;
-        for (const t of order) {
+        for (const t of runs) {
           const max = result[t.name].at(-1)?.rps ?? 0;
           const half = Math.max(1, Math.round(max / 2));
-          result[t.name === 'ours' ? 'oursHalf' : 'baselineHalf'].push(await this.run(op, t, half));
+          result[`${t.name}Half`].push(await this.run(op, t, half));
         }
       }
     }

@@ -66,18 +66,23 @@ export const Q2_STATUS_SETS = [['PENDING'], ['IN_PROGRESS'], ['PENDING', 'IN_PRO
 /** A stride coprime with any dataset size we use, so consecutive Q1 requests hit ids spread over the table. */
 const Q1_STRIDE = 7919;
 
-/** The body of the i-th request of a read operation. */
-export function readBody(name: ReadName, f: ReadFixtures, i: number): string {
+/** The variables of the i-th request of a read operation (the same on every server). */
+export function readVariables(name: ReadName, f: ReadFixtures, i: number): Record<string, unknown> {
   switch (name) {
     case 'Q1':
-      return body('Q1', { id: f.taskIds[(i * Q1_STRIDE) % f.taskIds.length] });
+      return { id: f.taskIds[(i * Q1_STRIDE) % f.taskIds.length] };
     case 'Q2':
-      return body('Q2', { status: Q2_STATUS_SETS[i % Q2_STATUS_SETS.length] });
+      return { status: Q2_STATUS_SETS[i % Q2_STATUS_SETS.length] };
     case 'Q3':
-      return body('Q3', { assignee: f.assignees[i % f.assignees.length] });
+      return { assignee: f.assignees[i % f.assignees.length] };
     case 'Q4':
-      return body('Q4', { after: f.deepCursor });
+      return { after: f.deepCursor };
   }
+}
+
+/** The body of the i-th request of a read operation. */
+export function readBody(name: ReadName, f: ReadFixtures, i: number): string {
+  return body(name, readVariables(name, f, i));
 }
 
 /** The i-th createTask: LOW priority and unassigned, so it never shows in Q2 or Q3. */
@@ -108,3 +113,17 @@ export async function walkDeepCursor(url: string, rows: number): Promise<string>
   }
   return after as string;
 }
+
+/**
+ * How one server's schema spells the benchmarked operations: the bodies it is sent and how its deep cursor is found.
+ * Ours and the baseline share {@link OUR_DIALECT}; PostGraphile has its own (bench/postgraphile/operations.ts).
+ */
+export interface Dialect {
+  readBody(name: ReadName, f: ReadFixtures, i: number): string;
+  m1Body(i: number): string;
+  /** startTask / completeTask bodies; undefined when the server has no such operations (M2 is not run on it). */
+  transitions?: { start(id: string): string; complete(id: string): string };
+  walkDeepCursor(url: string, rows: number): Promise<string>;
+}
+
+export const OUR_DIALECT: Dialect = { readBody, m1Body, transitions: { start: startBody, complete: completeBody }, walkDeepCursor };

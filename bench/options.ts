@@ -28,6 +28,8 @@ export interface BenchOptions {
   /** With --target-url: its process id, to sample its RSS. */
   targetPid: number | undefined;
   baseline: boolean;
+  /** Also start PostGraphile V5 over the same database and measure it as a peer (bench/postgraphile/). */
+  postgraphile: boolean;
   /** Also measure Q1 and Q2 latency at half of each server's maximum rate. */
   halfRate: boolean;
   /** Seconds of the 80/20 mix for the memory check instead of the benchmark (0: off). */
@@ -57,6 +59,7 @@ const HELP = `npm run bench -- [options]
   --target-url URL    benchmark this GraphQL server instead of starting ours (serving the --database)
   --target-pid PID    with --target-url: sample this process's RSS
   --no-baseline       skip the raw baseline
+  --no-postgraphile   skip PostGraphile V5 (the peer started over the same database)
   --no-half-rate      skip the Q1/Q2 latency runs at half the maximum rate
   --soak S            run the 80/20 mix for S seconds sampling RSS (memory check) instead of the benchmark
   --soak-interval S   seconds between logged RSS samples in a soak (sampled every second; default 10)
@@ -89,6 +92,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'target-url': { type: 'string' },
       'target-pid': { type: 'string' },
       'no-baseline': { type: 'boolean' },
+      'no-postgraphile': { type: 'boolean' },
       'no-half-rate': { type: 'boolean' },
       soak: { type: 'string' },
       'soak-interval': { type: 'string' },
@@ -119,6 +123,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     targetUrl: values['target-url']?.replace(/\/+$/, ''),
     targetPid: values['target-pid'] ? Math.floor(positive('target-pid', values['target-pid'], 0)) : undefined,
     baseline: !values['no-baseline'],
+    postgraphile: !values['no-postgraphile'],
     halfRate: !values['no-half-rate'],
     soak: positive('soak', values.soak, 0, 0),
     soakInterval: positive('soak-interval', values['soak-interval'], 10),

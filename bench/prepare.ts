@@ -9,7 +9,7 @@ import { provisionDatabase, type BenchDatabase } from './database.js';
 import type { BenchOptions, OpName } from './options.js';
 import { deepRows, walkDeepCursor, type ReadFixtures } from './operations.js';
 import type { BenchReport } from './report.js';
-import { ASSIGNEES, createPendingPool, SEED_ANCHOR, seedTasks } from './seed.js';
+import { ASSIGNEES, createPendingPool, resetDataset, SEED_ANCHOR, seedTasks } from './seed.js';
 import { logCounter, pageSizeCheck, sqlPerOperation, type SqlCount } from './sqlcount.js';
 import { startOurServer } from './servers.js';
 
@@ -35,12 +35,14 @@ async function dataset(o: BenchOptions, pool: pg.Pool, log: (line: string) => vo
     log(`  seeded in ${seedSeconds.toFixed(1)} s: ${seeded.withParent} with a parent, ${seeded.dependencyEdges} dependency edges (VACUUM ANALYZEd)`);
     return { taskIds: seeded.taskIds, info: { tasks: o.tasks, withParent: seeded.withParent, dependencyEdges: seeded.dependencyEdges, seedSeconds } };
   }
-  // A reused database: the seeded tasks are those dated before the anchor, minus the M2 pools (dated 2000).
+  // A reused database: back to the dataset as seeded (a run that was interrupted leaves its writes), so every
+  // server's deep cursor is walked on the same rows. The seeded tasks are those dated before the anchor.
+  await resetDataset(pool);
   const seeded = await pool.query<{ id: string }>(
     `select id from task where created_at < $1 and created_by <> 'bench-pool' order by created_at, id`,
     [new Date(SEED_ANCHOR)],
   );
-  log(`reusing the database as it is: ${rows[0]?.n} tasks, ${seeded.rows.length} of them seeded`);
+  log(`reusing the database: ${rows[0]?.n} tasks, ${seeded.rows.length} of them seeded (benchmark-made ones removed)`);
   return { taskIds: seeded.rows.map((r) => r.id), info: undefined };
 }
 

@@ -29,16 +29,25 @@ export interface Measurement {
   failures: string[];
 }
 
+/** The servers a run can measure: ours, the raw baseline and PostGraphile V5. */
+export type TargetName = 'ours' | 'baseline' | 'postgraphile';
+
 export interface OpResult {
   op: OpName;
   description: string;
   /** One measurement per repeat. */
   ours: Measurement[];
   baseline: Measurement[];
+  postgraphile: Measurement[];
   /** Q1 and Q2 at half of the same server's maximum rate. */
   oursHalf: Measurement[];
   baselineHalf: Measurement[];
-  sql: { ours?: SqlCount; baseline?: SqlCount };
+  postgraphileHalf: Measurement[];
+  sql: Partial<Record<TargetName, SqlCount>>;
+  /** Servers this operation was not run on, and why (e.g. PostGraphile has no startTask). */
+  notRun?: Partial<Record<TargetName, string>>;
+  /** Servers that do less work for this operation than ours, and what they leave out. */
+  notes?: Partial<Record<TargetName, string>>;
 }
 
 export interface BenchReport {
@@ -81,39 +90,43 @@ const med = (ms: readonly Measurement[], key: 'rps' | 'p50' | 'p99' | 'rssMb' | 
 const fmt = (v: number | undefined, digits = 0) => (v === undefined ? '-' : v.toFixed(digits));
 const sum = (ms: readonly Measurement[]) => ms.reduce((a, m) => a + m.errors, 0);
 
-/** The summary row of one operation: medians of each column; ratio = median ours / median baseline req/s. */
+/** One server's medians over the repeats of one operation. */
+function sideOf(full: readonly Measurement[], half: readonly Measurement[]) {
+  return {
+    rps: med(full, 'rps'),
+    p50: med(full, 'p50'),
+    p99: med(full, 'p99'),
+    rss: med(full, 'rssMb'),
+    cpu: med(full, 'cpuPct'),
+    genCpu: med(full, 'loadGenCpuPct'),
+    // CPU time per request: cost independent of how much CPU the other processes left over.
+    cpuMsPerReq: cpuMs(full, 'cpuPct'),
+    // PostgreSQL's side of each request: the statements' cost, which the servers' own CPU does not show.
+    dbCpuMsPerReq: cpuMs(full, 'databaseCpuPct'),
+    halfRate: med(half, 'rate'),
+    halfP99: med(half, 'p99'),
+  };
+}
+
+/**
+ * The summary row of one operation: medians of each column per server; a ratio is median ours req/s over the
+ * other server's median req/s.
+ */
 export function summarize(r: OpResult) {
-  const ours = med(r.ours, 'rps');
-  const base = med(r.baseline, 'rps');
+  const ours = sideOf(r.ours, r.oursHalf);
+  const baseline = sideOf(r.baseline, r.baselineHalf);
+  const postgraphile = sideOf(r.postgraphile, r.postgraphileHalf);
+  const ratio = (other: number | undefined) => (ours.rps !== undefined && other ? ours.rps / other : undefined);
+  const all = [...r.ours, ...r.baseline, ...r.postgraphile];
   return {
     op: r.op,
-    oursRps: ours,
-    baselineRps: base,
-    ratio: ours !== undefined && base ? ours / base : undefined,
-    oursP50: med(r.ours, 'p50'),
-    oursP99: med(r.ours, 'p99'),
-    baselineP50: med(r.baseline, 'p50'),
-    baselineP99: med(r.baseline, 'p99'),
-    errors: sum(r.ours) + sum(r.baseline) + sum(r.oursHalf) + sum(r.baselineHalf),
-    oursSql: r.sql.ours?.perRequest,
-    baselineSql: r.sql.baseline?.perRequest,
-    oursRss: med(r.ours, 'rssMb'),
-    baselineRss: med(r.baseline, 'rssMb'),
-    oursHalfRate: med(r.oursHalf, 'rate'),
-    oursHalfP99: med(r.oursHalf, 'p99'),
-    baselineHalfRate: med(r.baselineHalf, 'rate'),
-    baselineHalfP99: med(r.baselineHalf, 'p99'),
-    oursCpu: med(r.ours, 'cpuPct'),
-    baselineCpu: med(r.baseline, 'cpuPct'),
-    oursGenCpu: med(r.ours, 'loadGenCpuPct'),
-    baselineGenCpu: med(r.baseline, 'loadGenCpuPct'),
-    foreignCpu: Math.max(...[...r.ours, ...r.baseline].map((m) => m.foreignCpuPct ?? 0)),
-    // CPU time per request: cost independent of how much CPU the other processes left over.
-    oursCpuMsPerReq: cpuMs(r.ours, 'cpuPct'),
-    baselineCpuMsPerReq: cpuMs(r.baseline, 'cpuPct'),
-    // PostgreSQL's side of each request: the statements' cost, which the servers' own CPU does not show.
-    oursDbCpuMsPerReq: cpuMs(r.ours, 'databaseCpuPct'),
-    baselineDbCpuMsPerReq: cpuMs(r.baseline, 'databaseCpuPct'),
+    ours,
+    baseline,
+    postgraphile,
+    ratio: ratio(baseline.rps),
+    ratioPostGraphile: ratio(postgraphile.rps),
+    errors: sum(all) + sum(r.oursHalf) + sum(r.baselineHalf) + sum(r.postgraphileHalf),
+    foreignCpu: Math.max(...all.map((m) => m.foreignCpuPct ?? 0)),
   };
 }
 
@@ -125,36 +138,53 @@ function cpuMs(ms: readonly Measurement[], key: 'cpuPct' | 'databaseCpuPct'): nu
   }));
 }
 
-const HEAD = ['op', 'ours req/s', 'baseline req/s', 'ratio', 'ours p50 ms', 'ours p99 ms', 'base p50 ms', 'base p99 ms', 'errors', 'SQL/op ours', 'SQL/op base', 'RSS ours MB', 'RSS base MB'];
+/** "n/a" for an operation not run on PostGraphile (why: under the tables), "-" for one not measured at all. */
+const peer = (r: OpResult, v: number | undefined, digits = 0) => (r.notRun?.postgraphile ? 'n/a' : fmt(v, digits));
+
+const HEAD = ['op', 'ours req/s', 'PostGraphile req/s', 'baseline req/s', 'ours/PostGraphile', 'ours/baseline', 'ours p50 ms', 'ours p99 ms', 'PGL p99 ms',
+  'base p99 ms', 'errors', 'SQL/op ours', 'SQL/op PGL', 'SQL/op base', 'RSS ours MB', 'RSS PGL MB', 'RSS base MB'];
 
 function rows(report: BenchReport): string[][] {
   return report.operations.map((r) => {
     const s = summarize(r);
-    return [s.op, fmt(s.oursRps), fmt(s.baselineRps), fmt(s.ratio, 2), fmt(s.oursP50, 1), fmt(s.oursP99, 1), fmt(s.baselineP50, 1),
-      fmt(s.baselineP99, 1), String(s.errors), fmt(s.oursSql, 1), fmt(s.baselineSql, 1), fmt(s.oursRss), fmt(s.baselineRss)];
+    const sql = (c: SqlCount | undefined) => fmt(c?.perRequest, 1);
+    return [s.op, fmt(s.ours.rps), peer(r, s.postgraphile.rps), fmt(s.baseline.rps), peer(r, s.ratioPostGraphile, 2), fmt(s.ratio, 2), fmt(s.ours.p50, 1),
+      fmt(s.ours.p99, 1), peer(r, s.postgraphile.p99, 1), fmt(s.baseline.p99, 1), String(s.errors), sql(r.sql.ours),
+      r.notRun?.postgraphile ? 'n/a' : sql(r.sql.postgraphile), sql(r.sql.baseline), fmt(s.ours.rss), peer(r, s.postgraphile.rss), fmt(s.baseline.rss)];
   });
 }
 
 function halfRows(report: BenchReport): string[][] {
   return report.operations
-    .filter((r) => r.oursHalf.length || r.baselineHalf.length)
+    .filter((r) => r.oursHalf.length || r.baselineHalf.length || r.postgraphileHalf.length)
     .map((r) => {
       const s = summarize(r);
-      return [r.op, fmt(s.oursHalfRate), fmt(s.oursHalfP99, 1), fmt(s.baselineHalfRate), fmt(s.baselineHalfP99, 1)];
+      return [r.op, fmt(s.ours.halfRate), fmt(s.ours.halfP99, 1), fmt(s.postgraphile.halfRate), fmt(s.postgraphile.halfP99, 1), fmt(s.baseline.halfRate),
+        fmt(s.baseline.halfP99, 1)];
     });
 }
-const HALF_HEAD = ['op', 'ours rate req/s', 'ours p99 ms', 'baseline rate req/s', 'baseline p99 ms'];
+const HALF_HEAD = ['op', 'ours rate req/s', 'ours p99 ms', 'PGL rate req/s', 'PGL p99 ms', 'baseline rate req/s', 'baseline p99 ms'];
 
 function cpuRows(report: BenchReport): string[][] {
   return report.operations.map((r) => {
     const s = summarize(r);
-    const costRatio = s.oursCpuMsPerReq && s.baselineCpuMsPerReq ? s.baselineCpuMsPerReq / s.oursCpuMsPerReq : undefined;
-    return [r.op, fmt(s.oursCpu), fmt(s.oursCpuMsPerReq, 2), fmt(s.oursDbCpuMsPerReq, 2), fmt(s.oursGenCpu), fmt(s.baselineCpu), fmt(s.baselineCpuMsPerReq, 2),
-      fmt(s.baselineDbCpuMsPerReq, 2), fmt(s.baselineGenCpu), fmt(costRatio, 2), fmt(s.foreignCpu)];
+    const side = (x: ReturnType<typeof sideOf>, shown: (v: number | undefined, digits?: number) => string) =>
+      [shown(x.cpu), shown(x.cpuMsPerReq, 2), shown(x.dbCpuMsPerReq, 2), shown(x.genCpu)];
+    return [r.op, ...side(s.ours, fmt), ...side(s.postgraphile, (v, d) => peer(r, v, d)), ...side(s.baseline, fmt), fmt(s.foreignCpu)];
   });
 }
-const CPU_HEAD = ['op', 'ours CPU %', 'ours CPU ms/req', 'ours PG ms/req', 'loadgen %', 'base CPU %', 'base CPU ms/req', 'base PG ms/req', 'loadgen %',
-  'base/ours CPU per req', 'max other work %'];
+const CPU_HEAD = ['op', 'ours CPU %', 'ours CPU ms/req', 'ours PG ms/req', 'loadgen %', 'PGL CPU %', 'PGL CPU ms/req', 'PGL PG ms/req', 'loadgen %',
+  'base CPU %', 'base CPU ms/req', 'base PG ms/req', 'loadgen %', 'max other work %'];
+
+const SERVER_NAMES: Record<TargetName, string> = { ours: 'ours', baseline: 'the baseline', postgraphile: 'PostGraphile' };
+
+/** Operations not run on some server and why, and what some server leaves out of one: a line each. */
+function notRunLines(report: BenchReport): string[] {
+  return report.operations.flatMap((r) => [
+    ...Object.entries(r.notRun ?? {}).map(([name, why]) => `${r.op} not run on ${SERVER_NAMES[name as TargetName]}: ${why}.`),
+    ...Object.entries(r.notes ?? {}).map(([name, what]) => `${r.op} on ${SERVER_NAMES[name as TargetName]}: ${what}.`),
+  ]);
+}
 
 /** A fixed-width text table for the terminal. */
 export function textTable(head: string[], body: string[][]): string {
@@ -170,7 +200,7 @@ function markdownTable(head: string[], body: string[][]): string {
 /** The report as the terminal shows it. */
 export function renderText(report: BenchReport): string {
   if (report.operations.length === 0) return '';
-  const out = [textTable(HEAD, rows(report))];
+  const out = [textTable(HEAD, rows(report)), ...notRunLines(report)];
   const half = halfRows(report);
   if (half.length) out.push('', 'Latency at half of the maximum rate (evenly spaced arrivals):', textTable(HALF_HEAD, half));
   out.push('', `CPU during the measured runs (% of one core; the machine has ${report.machine.cpus}):`, textTable(CPU_HEAD, cpuRows(report)));
@@ -189,16 +219,20 @@ export function renderMarkdown(report: BenchReport): string {
     `Target: ${report.target}. Dataset: ${s.tasks} tasks (seed ${s.seed})${report.dataset ? `, ${report.dataset.withParent} with a parent, ${report.dataset.dependencyEdges} dependency edges, seeded in ${report.dataset.seedSeconds.toFixed(1)} s` : ''}.`,
     report.soak
       ? `Load: autocannon, ${s.connections} connections, the 80/20 mix for ${report.soak.seconds} s; pool ${s.poolMax} connections.`
-      : `Load: autocannon, ${s.connections} connections, ${s.warmup} s warm-up + ${s.duration} s measured per operation and server, ${s.repeat} repeat(s) (medians shown); pool ${s.poolMax} connections on both sides.`,
+      : `Load: autocannon, ${s.connections} connections, ${s.warmup} s warm-up + ${s.duration} s measured per operation and server, ${s.repeat} repeat(s) (medians shown); pool ${s.poolMax} connections on every server. PGL: PostGraphile V5 (amber preset, pg adaptor) over the same database.`,
     '',
   ];
   if (report.operations.length) {
     out.push(markdownTable(HEAD, rows(report)), '');
+    const notRun = notRunLines(report);
+    if (notRun.length) out.push(...notRun.map((line) => `- ${line}`), '');
     const half = halfRows(report);
     if (half.length) out.push('Latency at half of the maximum rate (evenly spaced arrivals, bench/paced.ts):', '', markdownTable(HALF_HEAD, half), '');
-    out.push(`CPU during the measured runs (% of one core; ${report.machine.cpus} cores shared by both servers, PostgreSQL and the load generator):`, '', markdownTable(CPU_HEAD, cpuRows(report)), '');
+    out.push(`CPU during the measured runs (% of one core; ${report.machine.cpus} cores shared by the servers, PostgreSQL and the load generator; PG ms/req: the bench database's backends during that server's run):`, '', markdownTable(CPU_HEAD, cpuRows(report)), '');
     out.push('SQL statements per request (BEGIN/COMMIT included):', '');
-    for (const r of report.operations) out.push(`- ${r.op} (${r.description}): ours ${r.sql.ours?.detail ?? '-'}, baseline ${r.sql.baseline?.detail ?? '-'}`);
+    for (const r of report.operations) {
+      out.push(`- ${r.op} (${r.description}): ours ${r.sql.ours?.detail ?? '-'}, PostGraphile ${r.notRun?.postgraphile ? 'n/a' : (r.sql.postgraphile?.detail ?? '-')}, baseline ${r.sql.baseline?.detail ?? '-'}`);
+    }
     if (report.pageSizeSql) out.push(`- Q2 by page size (ours): ${Object.entries(report.pageSizeSql).map(([k, v]) => `${k} → ${v}`).join(', ')}`);
     out.push('');
   }

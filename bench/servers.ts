@@ -1,9 +1,10 @@
 /**
  * The servers under test, each in its own child process (so its memory is its own, and the load generator in
  * this process does not share its event loop): ours (`npm run build`, then `node dist/src/main.js` in production
- * mode, as `npm run start:prod` runs it) and the raw baseline (bench/baseline/, compiled the same way). Both run
- * compiled JavaScript, so neither pays for tsx at run time (its `keepNames` helper on every closure made, its
- * require hook) nor gets out of paying for it.
+ * mode, as `npm run start:prod` runs it), the raw baseline (bench/baseline/, compiled the same way) and PostGraphile
+ * (bench/postgraphile/server.ts, compiled the same way). All run compiled JavaScript on the harness's Node, so none
+ * pays for tsx at run time (its `keepNames` helper on every closure made, its require hook) nor gets out of paying
+ * for it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -27,17 +28,22 @@ export interface ChildServer {
 
 /** Where the baseline's build goes (bench/baseline/tsconfig.build.json). */
 const BASELINE_DIST = path.join(ROOT, 'bench', 'results', 'baseline-dist');
+/** Where PostGraphile's server's build goes (bench/postgraphile/tsconfig.build.json). */
+const POSTGRAPHILE_DIST = path.join(ROOT, 'bench', 'results', 'postgraphile-dist');
 
 /**
- * Builds both servers from the sources as they are now: ours with `npm run build` (to dist/), the baseline to
- * bench/results/baseline-dist/. A stale build would measure old code, so every benchmark run builds.
+ * Builds the servers from the sources as they are now: ours with `npm run build` (to dist/), the baseline to
+ * bench/results/baseline-dist/, PostGraphile's server to bench/results/postgraphile-dist/. A stale build would
+ * measure old code, so every benchmark run builds.
  */
 export function buildServers(log: (line: string) => void): void {
-  log('building our server (npm run build) and the baseline ...');
+  log('building our server (npm run build), the baseline and the PostGraphile server ...');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  rmSync(BASELINE_DIST, { recursive: true, force: true });
   const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  execFileSync(process.execPath, [tsc, '-p', 'bench/baseline/tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  for (const [dist, project] of [[BASELINE_DIST, 'bench/baseline/tsconfig.build.json'], [POSTGRAPHILE_DIST, 'bench/postgraphile/tsconfig.build.json']] as const) {
+    rmSync(dist, { recursive: true, force: true });
+    execFileSync(process.execPath, [tsc, '-p', project], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  }
 }
 
 /** Resident set size of a process in MB (VmRSS from /proc), or undefined where there is no /proc. */
@@ -164,6 +170,20 @@ export async function startBaseline(databaseUrl: string, poolMax: number): Promi
   const port = await freePort();
   return startChild('baseline', [path.join(BASELINE_DIST, 'server.js')], {
     NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl,
+    DB_POOL_MAX: String(poolMax),
+  }, port);
+}
+
+/** Starts PostGraphile's server ({@link buildServers}) against the bench database, its pool sized like the others. */
+export async function startPostGraphile(databaseUrl: string, poolMax: number): Promise<ChildServer> {
+  const port = await freePort();
+  return startChild('postgraphile', [path.join(POSTGRAPHILE_DIST, 'server.js')], {
+    NODE_ENV: 'production',
+    // Grafast's production mode (its default, said explicitly so it does not print a notice about it).
+    GRAPHILE_ENV: 'production',
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: databaseUrl,

@@ -5,12 +5,13 @@
  * logged without it, so we send one request at a time to an otherwise idle server and count, between two quiet
  * points, the `sql` lines with our id and the transaction control without one (other lines without an id are the
  * server's background reads; a line with another request's id stops the count). The baseline reports
- * its own count in the `x-sql-statements` response header.
+ * its own count in the `x-sql-statements` response header; PostGraphile's server (bench/postgraphile/server.ts)
+ * its running total at `GET /sql-statements`, read before and after each request.
  */
 import type { OpName } from './options.js';
 import type { ChildServer } from './servers.js';
 import { responseProblem } from './load.js';
-import { body, completeBody, m1Body, MIX_SEQUENCE, readBody, startBody, type ReadFixtures } from './operations.js';
+import { body, MIX_SEQUENCE, OUR_DIALECT, type Dialect, type ReadFixtures } from './operations.js';
 
 /** Counts the statements of one request. */
 export type SqlCounter = (body: string, requestId: string) => Promise<number>;
@@ -67,33 +68,47 @@ export function headerCounter(url: string): SqlCounter {
   return async (text, requestId) => Number((await post(url, text, requestId)).headers.get('x-sql-statements'));
 }
 
+/** Counts on PostGraphile's server, from its running total of statements (one request at a time). */
+export function totalCounter(url: string): SqlCounter {
+  const total = async () => ((await (await fetch(`${url}/sql-statements`)).json()) as { statements: number }).statements;
+  return async (text, requestId) => {
+    const before = await total();
+    await post(url, text, requestId);
+    return (await total()) - before;
+  };
+}
+
 /**
- * Statements per request of each operation. `poolTask` hands out fresh PENDING tasks for M2. Each operation is
- * sent once unmeasured first, so one-time work (a first connection, a cold cache) does not count.
+ * Statements per request of each operation, sent in `dialect` (our schema's by default; M2 is skipped in one
+ * without startTask/completeTask). `poolTask` hands out fresh PENDING tasks for M2. Each operation is sent once
+ * unmeasured first, so one-time work (a first connection, a cold cache) does not count.
  */
 export async function sqlPerOperation(
   counter: SqlCounter,
   ops: readonly OpName[],
   f: ReadFixtures,
   poolTask: () => string,
+  dialect: Dialect = OUR_DIALECT,
 ): Promise<Partial<Record<OpName, SqlCount>>> {
   let n = 0;
   const count = (text: string) => counter(text, `bench-sql-${process.pid}-${++n}`);
   const out: Partial<Record<OpName, SqlCount>> = {};
   for (const op of ops) {
     if (op === 'M2') {
+      const transitions = dialect.transitions;
+      if (!transitions) continue;
       const warm = poolTask();
-      await count(startBody(warm));
-      await count(completeBody(warm));
+      await count(transitions.start(warm));
+      await count(transitions.complete(warm));
       const id = poolTask();
-      const [start, complete] = [await count(startBody(id)), await count(completeBody(id))];
+      const [start, complete] = [await count(transitions.start(id)), await count(transitions.complete(id))];
       out.M2 = { perRequest: (start + complete) / 2, detail: `start ${start} + complete ${complete}` };
     } else if (op === 'MIX') {
       let total = 0;
-      for (const [i, name] of MIX_SEQUENCE.entries()) total += await count(name === 'M1' ? m1Body(1_000_000 + i) : readBody(name, f, i));
+      for (const [i, name] of MIX_SEQUENCE.entries()) total += await count(name === 'M1' ? dialect.m1Body(1_000_000 + i) : dialect.readBody(name, f, i));
       out.MIX = { perRequest: total / MIX_SEQUENCE.length, detail: `${total} per ${MIX_SEQUENCE.length} requests` };
     } else {
-      const make = (i: number) => (op === 'M1' ? m1Body(2_000_000 + i) : readBody(op, f, i));
+      const make = (i: number) => (op === 'M1' ? dialect.m1Body(2_000_000 + i) : dialect.readBody(op, f, i));
       await count(make(0));
       const statements = await count(make(1));
       out[op] = { perRequest: statements, detail: String(statements) };

@@ -5,7 +5,7 @@
  */
 import type autocannon from 'autocannon';
 import type { OpName } from './options.js';
-import { completeBody, m1Body, MIX_SEQUENCE, readBody, startBody, type ReadFixtures, type ReadName } from './operations.js';
+import { MIX_SEQUENCE, OUR_DIALECT, type Dialect, type ReadFixtures, type ReadName } from './operations.js';
 
 export interface Fixtures extends ReadFixtures {
   /** The next never-used PENDING task for M2; undefined once the pool is exhausted. */
@@ -38,9 +38,13 @@ function dynamic(makeBody: (context: autocannon.Context) => string | undefined):
   };
 }
 
-/** The request sequence of `op`; `counter` numbers the requests of this run. */
-export function requestsFor(op: OpName, f: Fixtures, counter: { n: number }): autocannon.Request[] {
-  const read = (name: ReadName) => dynamic(() => readBody(name, f, counter.n++));
+/**
+ * The request sequence of `op` in `dialect` (our schema's by default); `counter` numbers the requests of this run.
+ *
+ * @throws Error for M2 in a dialect without startTask/completeTask (the harness does not run it there).
+ */
+export function requestsFor(op: OpName, f: Fixtures, counter: { n: number }, dialect: Dialect = OUR_DIALECT): autocannon.Request[] {
+  const read = (name: ReadName) => dynamic(() => dialect.readBody(name, f, counter.n++));
   switch (op) {
     case 'Q1':
     case 'Q2':
@@ -48,17 +52,20 @@ export function requestsFor(op: OpName, f: Fixtures, counter: { n: number }): au
     case 'Q4':
       return [read(op)];
     case 'M1':
-      return [dynamic(() => m1Body(counter.n++))];
-    case 'M2':
+      return [dynamic(() => dialect.m1Body(counter.n++))];
+    case 'M2': {
+      const transitions = dialect.transitions;
+      if (!transitions) throw new Error('M2 needs startTask and completeTask, which this server does not have');
       return [
         dynamic((context) => {
           const id = f.nextPoolTask();
           context.id = id;
-          return id === undefined ? undefined : startBody(id);
+          return id === undefined ? undefined : transitions.start(id);
         }),
-        dynamic((context) => (typeof context.id === 'string' ? completeBody(context.id) : undefined)),
+        dynamic((context) => (typeof context.id === 'string' ? transitions.complete(context.id) : undefined)),
       ];
+    }
     case 'MIX':
-      return MIX_SEQUENCE.map((name) => (name === 'M1' ? dynamic(() => m1Body(counter.n++)) : read(name)));
+      return MIX_SEQUENCE.map((name) => (name === 'M1' ? dynamic(() => dialect.m1Body(counter.n++)) : read(name)));
   }
 }
