@@ -1,5 +1,7 @@
 /**
- * Reading events: the change feed (`taskEvents`), and each task's own events, batched for a whole page of tasks.
+ * Reading events: the change feed (`taskEvents`, and the subscriptions' reads past a position), and each task's own
+ * events, batched for a whole page of tasks. Hand-written: the feed's snapshot horizon is a condition on the
+ * running transactions (`pg_current_snapshot()`), which no ORM query says.
  *
  * The feed orders events by `(xid, id)` and returns only events whose transaction is older than every transaction
  * still running (`xid < pg_snapshot_xmin(pg_current_snapshot())`). A transaction that began earlier but commits
@@ -11,6 +13,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { AppError } from '../errors.js';
 import { limitClause, query, sql, type Sql } from '../db/sql.js';
 import { TaskEvent } from './event.entity.js';
+import { FEED_START, type EventFilter, type FeedPosition } from './feed.position.js';
 import { perTaskLoader, type TaskPageArgs } from '../db/per-task-pages.js';
 import { decodeCursor, encodeCursor, pageSize, type Page } from '../pagination.js';
 
@@ -78,4 +81,49 @@ export async function readFeed(em: EntityManager, args: FeedArgs): Promise<Page<
 /** Loader of each task's events page (oldest first) for one set of page arguments. */
 export function taskEventsLoader(em: EntityManager, args: TaskPageArgs): DataLoader<string, Page<TaskEvent>> {
   return perTaskLoader(em, { table: 'task_event', entity: TaskEvent, keys: [{ column: 'id', cast: 'bigint', of: (e) => String(e.id) }] }, args);
+}
+
+function after(position: FeedPosition): Sql {
+  return sql`(e.xid, e.id) > (${position.xid.toString()}::xid8, ${position.id.toString()}::bigint)`;
+}
+
+function toEvents(em: EntityManager, rows: Array<Record<string, unknown>>): TaskEvent[] {
+  return rows.map(({ settled: _settled, ...columns }) => em.map(TaskEvent, columns));
+}
+
+/** The last settled event's position, or {@link FEED_START} on an empty feed: where "now" is. */
+export async function readHead(em: EntityManager): Promise<FeedPosition> {
+  const [row] = await query<{ xid: string; id: string }>(
+    em,
+    sql`select e.xid::text as xid, e.id::text as id from task_event e where ${SETTLED} order by e.xid desc, e.id desc limit 1`,
+  );
+  return row ? { xid: BigInt(row.xid), id: BigInt(row.id) } : FEED_START;
+}
+
+/**
+ * Up to `limit` settled events after `position`, in feed order, and whether committed events after them are held
+ * back (a transaction that began earlier is still running): then the reader should look again soon, because that
+ * transaction may end without writing an event, and so without a notification.
+ */
+export async function readSettled(em: EntityManager, position: FeedPosition, limit: number): Promise<{ events: TaskEvent[]; heldBack: boolean }> {
+  // Unsettled rows sort after settled ones (a larger xid), so the settled ones are a prefix of the page.
+  const from = after(position);
+  const rows = await query<Record<string, unknown> & { settled: boolean }>(em, {
+    text: `select e.*, ${SETTLED.text} as settled from task_event e where ${from.text} order by e.xid, e.id ${limitClause(limit)}`,
+    params: from.params,
+  });
+  const settled = rows.filter((r) => r.settled);
+  return { events: toEvents(em, settled), heldBack: settled.length < rows.length };
+}
+
+/** Up to `limit` settled events after `position` that match `filter`: a subscriber's replay or catch-up. */
+export async function readMatching(em: EntityManager, position: FeedPosition, filter: EventFilter, limit: number): Promise<TaskEvent[]> {
+  const conditions: Sql[] = [SETTLED, after(position)];
+  if (filter.taskId !== undefined) conditions.push(sql`e.task_id = ${filter.taskId}`);
+  if (filter.kinds !== undefined) conditions.push(sql`e.kind = any(${[...filter.kinds]}::task_event_kind[])`);
+  const rows = await query(em, {
+    text: `select e.* from task_event e where ${conditions.map((c) => c.text).join(' and ')} order by e.xid, e.id ${limitClause(limit)}`,
+    params: conditions.flatMap((c) => c.params),
+  });
+  return toEvents(em, rows);
 }

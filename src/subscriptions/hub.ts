@@ -8,7 +8,8 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.js';
 import type { TaskEvent } from '../events/event.entity.js';
-import { FEED_START, isAfter, positionOf, readHead, readMatching, readSettled, type EventFilter, type FeedPosition } from './feed.reader.js';
+import { FEED_START, isAfter, positionOf, type EventFilter, type FeedPosition } from '../events/feed.position.js';
+import { readHead, readMatching, readSettled } from '../events/event.repository.js';
 import { EventStream } from './stream.js';
 
 export interface HubOptions {

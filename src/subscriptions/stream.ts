@@ -16,7 +16,7 @@
  * a stream that is waiting for an event at once, and a generator suspended at an `await` would wait for it.
  */
 import type { TaskEvent } from '../events/event.entity.js';
-import { isAfter, matches, positionOf, type EventFilter, type FeedPosition } from './feed.reader.js';
+import { isAfter, matches, positionOf, type EventFilter, type FeedPosition } from '../events/feed.position.js';
 
 /** What a stream needs from the hub. */
 export interface StreamSource {

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import type { Resolvers, SubscriptionTaskEventsArgs } from '../graphql/generated/resolvers-types.js';
 import type { TaskEvent } from '../events/event.entity.js';
 import { parseId } from '../tasks/task.validation.js';
-import { parseFeedCursor } from './feed.reader.js';
+import { parseFeedCursor } from '../events/feed.position.js';
 import type { EventHub } from './hub.js';
 
 /** What a WebSocket subscription's context carries besides the usual {@link GraphQLContext}. */

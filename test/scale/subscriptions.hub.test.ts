@@ -6,7 +6,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventHub } from '../../src/subscriptions/hub.js';
-import { isAfter, readHead } from '../../src/subscriptions/feed.reader.js';
+import { isAfter } from '../../src/events/feed.position.js';
+import { readHead } from '../../src/events/event.repository.js';
 import type { TaskEvent } from '../../src/events/event.entity.js';
 import { useServer, waitFor } from '../helpers/server.js';
 
