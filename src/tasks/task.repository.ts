@@ -55,6 +55,10 @@ export interface GroupRow {
 }
 
 /** Transaction-level advisory lock keys that serialize changes to the shape of the task hierarchy and of the dependency graph. */
+/** The query builder's texts, per model (one per ORM) and shape: see TaskRepository.built. */
+const builtTexts = new WeakMap<TaskModel, Map<string, string>>();
+const MAX_BUILT_TEXTS = 2000;
+
 const HIERARCHY_LOCK_KEY = 7_264_911_002;
 const DEPENDENCY_GRAPH_LOCK_KEY = 7_264_911_003;
 
@@ -76,8 +80,10 @@ export class TaskRepository {
 
   /** Tasks by id, in no particular order; absent ids are simply missing. */
   async byIds(ids: readonly string[], columns?: TaskColumns): Promise<TaskView[]> {
-    const rows = await this.em.createQueryBuilder(Task, 't').select(this.properties(columns, 't')).where({ id: { $in: [...ids] } }).execute('all', false);
-    return (rows as Row[]).map((r) => this.model.toView(r));
+    const text = this.built(`byIds:${columns?.names.join(',') ?? '*'}:${ids.length}`, () =>
+      this.em.createQueryBuilder(Task, 't').select(this.properties(columns, 't')).where({ id: { $in: [...ids] } }),
+    );
+    return (await this.run(text, [...ids])).map((r) => this.model.toView(r));
   }
 
   /**
@@ -87,14 +93,39 @@ export class TaskRepository {
   async across(direction: 'dependencies' | 'dependents', ids: readonly string[], columns?: TaskColumns): Promise<Array<{ key: string; task: TaskView }>> {
     const [from, to] = direction === 'dependencies' ? (['task', 'dependsOn'] as const) : (['dependsOn', 'task'] as const);
     const keyColumn = direction === 'dependencies' ? 'task_id' : 'depends_on_id';
-    const rows = await this.em
-      .createQueryBuilder(TaskDependency, 'd')
-      .select([`d.${from}` as never, ...this.properties(columns, 't')])
-      .join(`d.${to}`, 't')
-      .where({ [from]: { $in: [...ids] } })
-      .orderBy([{ [from]: 'asc' }, { createdAt: 'asc' }, { 't.id': 'asc' } as never])
-      .execute('all', false);
-    return (rows as Row[]).map((r) => ({ key: r[keyColumn] as string, task: this.model.toView(r) }));
+    const text = this.built(`across:${direction}:${columns?.names.join(',') ?? '*'}:${ids.length}`, () =>
+      this.em
+        .createQueryBuilder(TaskDependency, 'd')
+        .select([`d.${from}` as never, ...this.properties(columns, 't')])
+        .join(`d.${to}`, 't')
+        .where({ [from]: { $in: [...ids] } })
+        .orderBy([{ [from]: 'asc' }, { createdAt: 'asc' }, { 't.id': 'asc' } as never]),
+    );
+    return (await this.run(text, [...ids])).map((r) => ({ key: r[keyColumn] as string, task: this.model.toView(r) }));
+  }
+
+  /**
+   * The SQL text the ORM's query builder makes for one shape of read (which columns, how many ids), built once per
+   * shape: building it costs more CPU than sending it. The ids are its only parameters, in order.
+   */
+  private built(shape: string, build: () => { toQuery(): { sql: string; params: readonly unknown[] } }): string {
+    let texts = builtTexts.get(this.model);
+    if (!texts) builtTexts.set(this.model, (texts = new Map<string, string>()));
+    let text = texts.get(shape);
+    if (text === undefined) {
+      text = build().toQuery().sql;
+      // Shapes are few (column sets of the documents served, times batch sizes up to 100); a bound keeps them so.
+      if (texts.size >= MAX_BUILT_TEXTS) texts.clear();
+      texts.set(shape, text);
+    }
+    return text;
+  }
+
+  /** Runs a read the ORM built on the fork's connection, as its query builder would (counted, routed, bound). */
+  private async run(text: string, params: unknown[]): Promise<Row[]> {
+    const trx = this.em.getTransactionContext<unknown>();
+    const connection = this.em.getConnection(trx ? 'write' : 'read');
+    return connection.execute<Row[]>(text, params, 'all', trx, this.em.getLoggerContext());
   }
 
   /**
