@@ -55,16 +55,26 @@ function buildModel(meta: EntityMetadata<Task>, comparator: ReturnType<EntityMan
       return { property: p.name, name: relation ? `${p.name}Id` : (p.name), relation };
     });
   const known = new Set(propertyOf.keys());
+  // Timestamps are parsed when first read, not when the row arrives: a page of 50 tasks carries hundreds of them
+  // and a query usually asks for one or two. Everything else goes through MikroORM's own result mapper.
+  const dates = props.filter((p) => p.kind === ReferenceKind.SCALAR && p.runtimeType === 'Date').map((p) => ({ column: p.fieldNames[0] as string, name: p.name }));
+  const dateColumns = new Set(dates.map((d) => d.column));
+  const parse = (value: unknown): unknown => parseInstant(value, (text) => comparator.mapResult(meta, { [dates[0]!.column]: text })[dates[0]!.name as keyof Task]);
+  const prototype = lazyDates(dates.map((d) => d.name), parse);
   return {
     columnOf,
     propertyOf,
     columns: [...propertyOf.keys()],
     tracked,
     toView(row) {
-      // MikroORM's own result mapper (columns to properties, timestamps to Dates), given the table's columns only.
       const columns: Record<string, unknown> = {};
-      for (const key in row) if (known.has(key)) columns[key] = row[key];
-      const view = comparator.mapResult(meta, columns) as Record<string, unknown>;
+      const raw: Record<string, unknown> = {};
+      for (const key in row) {
+        if (dateColumns.has(key)) raw[propertyOf.get(key)!.name] = row[key];
+        else if (known.has(key)) columns[key] = row[key];
+      }
+      const view = Object.assign(Object.create(prototype) as Record<string | symbol, unknown>, comparator.mapResult(meta, columns));
+      view[RAW] = raw;
       for (const name of relations) {
         const id = view[name];
         if (typeof id === 'string') view[name] = { id };
@@ -72,6 +82,41 @@ function buildModel(meta: EntityMetadata<Task>, comparator: ReturnType<EntityMan
       return view as unknown as TaskView;
     },
   };
+}
+
+/** Where a view keeps its timestamps until they are read: the column's text, then the parsed value. */
+const RAW = Symbol('raw timestamps');
+
+/** A prototype whose accessors parse each timestamp of `names` on first read (a write replaces it). */
+function lazyDates(names: readonly string[], parse: (value: unknown) => unknown): object {
+  const prototype = {};
+  for (const name of names) {
+    Object.defineProperty(prototype, name, {
+      enumerable: true,
+      get(this: { [RAW]: Record<string, unknown> }) {
+        const value = this[RAW][name];
+        return typeof value === 'string' ? (this[RAW][name] = parse(value)) : value;
+      },
+      set(this: { [RAW]: Record<string, unknown> }, value: unknown) {
+        this[RAW][name] = value;
+      },
+    });
+  }
+  return prototype;
+}
+
+/**
+ * A `timestamptz` as a Date: PostgreSQL's UTC text (`2025-11-23 08:00:00.123+00`, what the app's sessions print)
+ * and JSON's ISO form through the engine's ISO parser, anything else through the ORM's mapper. A value no Date can
+ * hold (PostgreSQL's 'infinity') stays the text PostgreSQL sent, for the DateTime scalar to refuse loudly.
+ */
+function parseInstant(value: unknown, viaOrm: (text: string) => unknown): unknown {
+  if (typeof value !== 'string') return value;
+  let date: unknown;
+  if (value.length >= 22 && value.charCodeAt(10) === 32 && value.endsWith('+00')) date = new Date(`${value.slice(0, 10)}T${value.slice(11, -3)}Z`);
+  else if (value.length >= 20 && value.charCodeAt(10) === 84) date = new Date(value);
+  else date = viaOrm(value);
+  return date instanceof Date && !Number.isNaN(date.getTime()) ? date : value;
 }
 
 /** A task's reported properties as JSON values: dates as ISO strings, relations as their ids, absent as null. */

@@ -80,8 +80,14 @@ describe('what is derived from the metadata', () => {
     expect(reported.sort()).toEqual(expected.sort());
   });
 
-  it('a row becomes a view through the ORM mapper: columns to properties, timestamps to Dates, the parent as its id', () => {
-    const view = model.toView({ id: 'a', due_at: '2026-01-02 03:04:05.678+00', parent_id: 'p', listing_total: 3 });
-    expect(view).toEqual({ id: 'a', dueAt: new Date('2026-01-02T03:04:05.678Z'), parent: { id: 'p' } });
+  it('a row becomes a view through the ORM mapper: columns to properties, timestamps to Dates when read, the parent as its id', () => {
+    const view = model.toView({ id: 'a', title: 'x', due_at: '2026-01-02 03:04:05.678+00', created_at: 'infinity', parent_id: 'p', listing_total: 3 });
+    expect(Object.fromEntries(Object.entries(view))).toEqual({ id: 'a', title: 'x', parent: { id: 'p' } });
+    expect(view.dueAt).toEqual(new Date('2026-01-02T03:04:05.678Z'));
+    // A value no Date can hold stays PostgreSQL's text, for the DateTime scalar to refuse (never an invented instant).
+    expect(view.createdAt as unknown).toBe('infinity');
+    expect('listing_total' in view).toBe(false);
+    view.dueAt = null;
+    expect(view.dueAt).toBeNull();
   });
 });
