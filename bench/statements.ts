@@ -22,6 +22,7 @@ import { DatabaseGuard } from '../src/db/guard.js';
 import { query, sql } from '../src/db/sql.js';
 import { OperationRegistry } from '../src/lifecycle/operations.js';
 import { Task } from '../src/tasks/task.entity.js';
+import { ENTITIES } from '../src/entities.js';
 import { provisionDatabase } from './database.js';
 import { seedTasks } from './seed.js';
 import { cpuSeconds } from './servers.js';
@@ -74,7 +75,7 @@ let orm: MikroORM | undefined;
 try {
   const config = loadConfig({ DATABASE_URL: database.url, DB_POOL_MIN: '1', DB_POOL_MAX: '2', DB_APPLICATION_NAME: applicationName });
   const guard = new DatabaseGuard({ log });
-  orm = await createOrm(ormOptions({ database: config.database, clientUrl: database.url, log, operations: new OperationRegistry(), guard }));
+  orm = await createOrm(ormOptions({ database: config.database, entities: ENTITIES, clientUrl: database.url, log, operations: new OperationRegistry(), guard }));
   await migrate(orm, log);
   await admin.connect();
   const { taskIds } = await seedTasks(admin, { tasks: Number(args.tasks), seed: 42 });
