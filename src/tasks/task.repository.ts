@@ -83,7 +83,7 @@ export class TaskRepository {
     const text = this.built(`byIds:${columns?.names.join(',') ?? '*'}:${ids.length}`, () =>
       this.em.createQueryBuilder(Task, 't').select(this.properties(columns, 't')).where({ id: { $in: [...ids] } }),
     );
-    return (await this.run(text, [...ids])).map((r) => this.model.toView(r));
+    return (await query<Row>(this.em, { text, params: [...ids] })).map((r) => this.model.toView(r));
   }
 
   /**
@@ -101,7 +101,7 @@ export class TaskRepository {
         .where({ [from]: { $in: [...ids] } })
         .orderBy([{ [from]: 'asc' }, { createdAt: 'asc' }, { 't.id': 'asc' } as never]),
     );
-    return (await this.run(text, [...ids])).map((r) => ({ key: r[keyColumn] as string, task: this.model.toView(r) }));
+    return (await query<Row>(this.em, { text, params: [...ids] })).map((r) => ({ key: r[keyColumn] as string, task: this.model.toView(r) }));
   }
 
   /**
@@ -119,13 +119,6 @@ export class TaskRepository {
       texts.set(shape, text);
     }
     return text;
-  }
-
-  /** Runs a read the ORM built on the fork's connection, as its query builder would (counted, routed, bound). */
-  private async run(text: string, params: unknown[]): Promise<Row[]> {
-    const trx = this.em.getTransactionContext<unknown>();
-    const connection = this.em.getConnection(trx ? 'write' : 'read');
-    return connection.execute<Row[]>(text, params, 'all', trx, this.em.getLoggerContext());
   }
 
   /**
