@@ -107,6 +107,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   let apollo: ApolloServer<GraphQLContext> | undefined;
   const bootAbort = new AbortController();
   const guard = new DatabaseGuard({ log });
+  /** Wakes the webhook delivery worker once it runs; a no-op until then. */
+  // eslint-disable-next-line prefer-const -- the delivery worker assigns it when it starts
+  let webhooksChanged: () => void = () => undefined;
+  const webhooks = { config: config.webhooks, changed: () => webhooksChanged() };
   const transactions = new TransactionRunner({
     log,
     operations,
@@ -215,11 +219,11 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     let schema: GraphQLSchema | undefined;
     apollo = createApollo({ nodeEnv: config.nodeEnv, log, limits: config.limits, limiter, onSchema: (s) => (schema = s) });
     await apollo.start();
-    endpoint.attach(apollo, orm.em, { health, transactions });
+    endpoint.attach(apollo, orm.em, { health, transactions, webhooks });
     if (!schema) throw new Error('Apollo started without handing out its schema');
     // The listener needs a direct connection: LISTEN through PgBouncer never delivers (DATABASE_MIGRATION_URL).
     const listenerUrl = embedded ? clientUrl : (config.database.directUrl ?? clientUrl);
-    await subscriptions.start({ schema, root: orm.em, services: { health, transactions } }, listenerUrl, config.database.applicationName);
+    await subscriptions.start({ schema, root: orm.em, services: { health, transactions, webhooks } }, listenerUrl, config.database.applicationName);
     if (state === 'booting') state = 'ready';
     log.info({ bootMs: Date.now() - started }, 'ready');
   };

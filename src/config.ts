@@ -132,6 +132,16 @@ const envSchema = z.object({
   DB_REPLICA_WAIT_MS: int(0, 10_000).default(50),
   CORS_ORIGINS: corsOriginsSchema.optional(),
   CORS_CREDENTIALS: bool.default(false),
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  WEBHOOK_MAX: int(0, 100_000).default(50),
+  WEBHOOK_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  WEBHOOK_RETRY_FOR_MS: int(0, 30 * 86_400_000).default(86_400_000),
+  WEBHOOK_RETRY_MIN_MS: int(10, 3_600_000).default(1000),
+  WEBHOOK_RETRY_MAX_MS: int(10, 86_400_000).default(3_600_000),
+  WEBHOOK_SECRET_OVERLAP_MS: int(0, 30 * 86_400_000).default(86_400_000),
+  WEBHOOK_LEASE_MS: int(1000, 600_000).default(30_000),
+  WEBHOOK_DELIVERY_RETENTION_MS: int(60_000, 365 * 86_400_000).default(7 * 86_400_000),
+  WEBHOOK_WORKER: bool.default(true),
 });
 
 /** Settings whose value is never echoed: an error says only what is wrong with it. */
@@ -155,6 +165,30 @@ function shown(name: string, value: string | undefined): string {
 export type DatabaseSource =
   | { kind: 'url'; url: string }
   | { kind: 'embedded'; dataDir: string; port: number };
+
+/** How webhooks are managed and delivered. */
+export interface WebhookConfig {
+  /** `WEBHOOK_ALLOW_PRIVATE` (default false): allow URLs to loopback, private and link-local addresses (and http to them). */
+  readonly allowPrivate: boolean;
+  /** `WEBHOOK_MAX` (default 50): webhooks one server keeps. */
+  readonly max: number;
+  /** `WEBHOOK_TIMEOUT_MS` (default 10000): a delivery attempt without a 2xx by then failed. */
+  readonly timeoutMs: number;
+  /** `WEBHOOK_RETRY_FOR_MS` (default 24 h): how long an event is retried before the webhook is disabled. */
+  readonly retryForMs: number;
+  /** `WEBHOOK_RETRY_MIN_MS` (default 1000): the first wait between attempts; each next wait doubles, with jitter. */
+  readonly retryMinMs: number;
+  /** `WEBHOOK_RETRY_MAX_MS` (default 1 h): the longest wait between attempts. */
+  readonly retryMaxMs: number;
+  /** `WEBHOOK_SECRET_OVERLAP_MS` (default 24 h): after a rotation, how long the old secret keeps signing too. */
+  readonly secretOverlapMs: number;
+  /** `WEBHOOK_LEASE_MS` (default 30000): how long an instance owns a webhook without renewing; a dead one's lease ends after this. */
+  readonly leaseMs: number;
+  /** `WEBHOOK_DELIVERY_RETENTION_MS` (default 7 days): finished delivery records older than this are deleted. */
+  readonly deliveryRetentionMs: number;
+  /** `WEBHOOK_WORKER` (default true): this instance delivers webhooks (false: it only manages them). */
+  readonly worker: boolean;
+}
 
 /** The validated, frozen configuration of one server process. */
 export interface Config {
@@ -246,6 +280,8 @@ export interface Config {
    * is `*`; `CORS_CREDENTIALS` (default false) lets pages send cookies, and is refused with `*`.
    */
   readonly cors: CorsConfig | undefined;
+  /** Webhooks (docs/configuration.md, "Webhooks"). */
+  readonly webhooks: WebhookConfig;
   readonly limits: {
     /** `MAX_BODY_BYTES` (default 16 MiB): larger request bodies get 413. */
     readonly maxBodyBytes: number;
@@ -341,6 +377,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid DB_PGBOUNCER (got "true"): set DATABASE_URL to PgBouncer and DATABASE_MIGRATION_URL to a direct (non-PgBouncer) URL of the same database',
     );
   }
+  if (e.WEBHOOK_RETRY_MIN_MS > e.WEBHOOK_RETRY_MAX_MS) {
+    throw new ConfigError(`Invalid WEBHOOK_RETRY_MIN_MS (got "${e.WEBHOOK_RETRY_MIN_MS}"): must not exceed WEBHOOK_RETRY_MAX_MS (${e.WEBHOOK_RETRY_MAX_MS})`);
+  }
   if (e.CORS_CREDENTIALS && e.CORS_ORIGINS === undefined) {
     throw new ConfigError('Invalid CORS_CREDENTIALS (got "true"): it applies to the origins in CORS_ORIGINS, which is not set');
   }
@@ -377,6 +416,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         : undefined,
     trustProxy: e.TRUST_PROXY,
     cors: e.CORS_ORIGINS === undefined ? undefined : { origins: e.CORS_ORIGINS, credentials: e.CORS_CREDENTIALS },
+    webhooks: {
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      max: e.WEBHOOK_MAX,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryForMs: e.WEBHOOK_RETRY_FOR_MS,
+      retryMinMs: e.WEBHOOK_RETRY_MIN_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      secretOverlapMs: e.WEBHOOK_SECRET_OVERLAP_MS,
+      leaseMs: e.WEBHOOK_LEASE_MS,
+      deliveryRetentionMs: e.WEBHOOK_DELIVERY_RETENTION_MS,
+      worker: e.WEBHOOK_WORKER,
+    },
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? (!production && process.stdout.isTTY === true) },
     limits: {
       maxBodyBytes: e.MAX_BODY_BYTES,

@@ -69,6 +69,18 @@ export type CreateTaskInput = {
   type?: TaskType;
 };
 
+/** A new webhook. */
+export type CreateWebhookInput = {
+  /** What it is for; at most 500 characters. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** Which tasks' events to send; omit for every task. */
+  filter?: InputMaybe<WebhookFilterInput>;
+  /** Event kinds to send; omit or leave empty for every kind. */
+  kinds?: InputMaybe<Array<TaskEventKind>>;
+  /** https URL (at most 2048 characters, no user or password); http only to private addresses when allowed. */
+  url: Scalars['String']['input'];
+};
+
 /** The state of the server's connection to PostgreSQL. */
 export type Health = {
   __typename?: 'Health';
@@ -107,18 +119,35 @@ export type Mutation = {
   /** Creates up to 100 tasks in one transaction: all or none. */
   createTasks: Array<Task>;
   /**
+   * Creates a webhook, delivering events from now on; returns its signing secret, shown only this once. BAD_USER_INPUT
+   * for a URL that is not allowed, and past the server's webhook limit (`extensions.limit`).
+   */
+  createWebhook: WebhookWithSecret;
+  /**
    * Deletes a task for good: its dependency edges and executions go, its subtasks become root tasks, its events stay.
    * Returns the id.
    */
   deleteTask: Scalars['ID']['output'];
+  /** Deletes a webhook and its delivery records; pending deliveries are dropped. Returns the id. */
+  deleteWebhook: Scalars['ID']['output'];
   /** Moves a task to FAILED, recording why. */
   failTask: Task;
+  /**
+   * Sends one event to a webhook again, as a new delivery (same event id, new delivery id), outside the feed's order.
+   * NOT_FOUND when the webhook or the event does not exist.
+   */
+  redeliverWebhookEvent: WebhookDelivery;
   /** Stops task `taskId` waiting for `dependsOnId`. Returns the waiting task. */
   removeTaskDependency: Task;
   /** Records progress (0..1) of an IN_PROGRESS task, and a log entry on its open execution when `message` is given. */
   reportProgress: Task;
   /** Moves a FAILED task back to PENDING and counts the retry. */
   retryTask: Task;
+  /**
+   * Gives a webhook a new signing secret, returned once. The previous one keeps signing too (a second signature)
+   * until `previousSecretExpiresAt`, so receivers can switch over.
+   */
+  rotateWebhookSecret: WebhookWithSecret;
   /** Moves a task to IN_PROGRESS; BLOCKED_BY_DEPENDENCY while a dependency is not COMPLETED. */
   startTask: Task;
   /** Moves a task to another status, if the status machine allows it (else INVALID_TRANSITION). */
@@ -132,6 +161,8 @@ export type Mutation = {
   updateTask: Task;
   /** Applies one change to up to 100 tasks in one transaction: all or none. */
   updateTasks: Array<Task>;
+  /** Changes a webhook; `enabled: true` re-enables one that was disabled, resuming where it stopped. */
+  updateWebhook: Webhook;
 };
 
 
@@ -168,7 +199,19 @@ export type MutationCreateTasksArgs = {
 
 
 /** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationCreateWebhookArgs = {
+  input: CreateWebhookInput;
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
 export type MutationDeleteTaskArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationDeleteWebhookArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -177,6 +220,13 @@ export type MutationDeleteTaskArgs = {
 export type MutationFailTaskArgs = {
   errorMessage?: InputMaybe<Scalars['String']['input']>;
   id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationRedeliverWebhookEventArgs = {
+  eventId: Scalars['ID']['input'];
+  webhookId: Scalars['ID']['input'];
 };
 
 
@@ -198,6 +248,12 @@ export type MutationReportProgressArgs = {
 
 /** Writes. Each one is a single transaction that also records its TaskEvent. */
 export type MutationRetryTaskArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationRotateWebhookSecretArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -236,6 +292,13 @@ export type MutationUpdateTaskArgs = {
 export type MutationUpdateTasksArgs = {
   ids: Array<Scalars['ID']['input']>;
   input: UpdateTaskInput;
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationUpdateWebhookArgs = {
+  id: Scalars['ID']['input'];
+  input: UpdateWebhookInput;
 };
 
 /** An object with a globally unique id. */
@@ -309,6 +372,15 @@ export type Query = {
    * rows after `after`, or the `last` rows before `before` (default 50, at most 100).
    */
   tasks: TaskConnection;
+  /** One webhook by id; null when absent (needs the tasks:write scope when auth is on). */
+  webhook?: Maybe<Webhook>;
+  /**
+   * Deliveries of one webhook, newest first, optionally only those in `status` (needs the tasks:write scope when auth
+   * is on). NOT_FOUND when the webhook does not exist.
+   */
+  webhookDeliveries: WebhookDeliveryConnection;
+  /** Webhooks, oldest first (needs the tasks:write scope when auth is on). */
+  webhooks: WebhookConnection;
 };
 
 
@@ -347,6 +419,28 @@ export type QueryTasksArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   last?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: InputMaybe<Array<TaskOrder>>;
+};
+
+
+/** Reads. */
+export type QueryWebhookArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Reads. */
+export type QueryWebhookDeliveriesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<WebhookDeliveryStatus>;
+  webhookId: Scalars['ID']['input'];
+};
+
+
+/** Reads. */
+export type QueryWebhooksArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** Tasks in one status. */
@@ -797,4 +891,169 @@ export type UpdateTaskInput = {
   title?: InputMaybe<Scalars['String']['input']>;
   /** Not null. */
   type?: InputMaybe<TaskType>;
+};
+
+/** Changes to a webhook; an omitted field stays as it is. */
+export type UpdateWebhookInput = {
+  /** A new description; null clears it. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** false stops deliveries; true resumes them after the last event delivered (and clears `disabledReason`). */
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A new filter, replacing the old one whole; null for every task. */
+  filter?: InputMaybe<WebhookFilterInput>;
+  /** New event kinds; empty for every kind. */
+  kinds?: InputMaybe<Array<TaskEventKind>>;
+  /** A new URL, checked as on creation. */
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/**
+ * An HTTP endpoint told about task events: one signed POST per matching event, in change-feed order, retried until
+ * it answers 2xx (see the README, "Webhooks").
+ */
+export type Webhook = {
+  __typename?: 'Webhook';
+  /** When it was created. */
+  createdAt: Scalars['DateTime']['output'];
+  /** Change-feed cursor of the last event handled (delivered, or not matching): deliveries go on after it. */
+  cursor: Scalars['String']['output'];
+  /** What it is for; at most 500 characters. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** When it was last disabled; null while enabled. */
+  disabledAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Why the server disabled it (deliveries failed for too long); null while enabled or when disabled by a caller. */
+  disabledReason?: Maybe<Scalars['String']['output']>;
+  /** Deliveries run only while enabled. Re-enabling resumes after the last event delivered, skipping nothing. */
+  enabled: Scalars['Boolean']['output'];
+  /** Which tasks' events are sent. */
+  filter: WebhookFilter;
+  /** The webhook's id. */
+  id: Scalars['ID']['output'];
+  /** The event kinds sent; empty: every kind. */
+  kinds: Array<TaskEventKind>;
+  /** Until when the previous secret still signs beside the current one, after a rotation; null when one secret signs. */
+  previousSecretExpiresAt?: Maybe<Scalars['DateTime']['output']>;
+  /** When it was last changed by a caller or disabled by the server. */
+  updatedAt: Scalars['DateTime']['output'];
+  /** Where events are POSTed: https, or http to a private address when the server allows private addresses. */
+  url: Scalars['String']['output'];
+};
+
+/** A page of webhooks, oldest first (Relay cursor connection). */
+export type WebhookConnection = {
+  __typename?: 'WebhookConnection';
+  /** The rows of the page with their cursors. */
+  edges: Array<WebhookEdge>;
+  /** The webhooks of the page, without cursors. */
+  nodes: Array<Webhook>;
+  /** Where the page starts and ends. */
+  pageInfo: PageInfo;
+  /** How many webhooks there are in all; computed only when selected. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** One event's delivery to one webhook, with its attempts. */
+export type WebhookDelivery = {
+  __typename?: 'WebhookDelivery';
+  /** Attempts made so far. */
+  attempts: Scalars['Int']['output'];
+  /** When the delivery was first queued. */
+  createdAt: Scalars['DateTime']['output'];
+  /** When a 2xx arrived. */
+  deliveredAt?: Maybe<Scalars['DateTime']['output']>;
+  /** The event. */
+  event: TaskEvent;
+  /** The event's id, sent as the `X-Webhook-Event` header: receivers dedupe by it. */
+  eventId: Scalars['ID']['output'];
+  /** The delivery's id, sent as the `X-Webhook-Delivery` header (and the request id of its log lines). */
+  id: Scalars['ID']['output'];
+  /** When the last attempt started. */
+  lastAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Why the last attempt failed; null after a success or before any attempt. */
+  lastError?: Maybe<Scalars['String']['output']>;
+  /** How long the last attempt took, in milliseconds. */
+  lastLatencyMs?: Maybe<Scalars['Int']['output']>;
+  /** HTTP status of the last attempt; null when it got no answer (refused, timed out) or none was made. */
+  lastStatusCode?: Maybe<Scalars['Int']['output']>;
+  /** When the next attempt is due; null once DELIVERED or FAILED. */
+  nextAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Asked for by `redeliverWebhookEvent`, outside the feed's order. */
+  redelivery: Scalars['Boolean']['output'];
+  /** Where it stands. */
+  status: WebhookDeliveryStatus;
+  /** The webhook. */
+  webhookId: Scalars['ID']['output'];
+};
+
+/** A page of deliveries, newest first (Relay cursor connection). */
+export type WebhookDeliveryConnection = {
+  __typename?: 'WebhookDeliveryConnection';
+  /** The rows of the page with their cursors. */
+  edges: Array<WebhookDeliveryEdge>;
+  /** The deliveries of the page, without cursors. */
+  nodes: Array<WebhookDelivery>;
+  /** Where the page starts and ends. */
+  pageInfo: PageInfo;
+  /** How many deliveries match in all; computed only when selected. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** An edge of a delivery listing. */
+export type WebhookDeliveryEdge = {
+  __typename?: 'WebhookDeliveryEdge';
+  /** Opaque position of this row; pass it as `after`. */
+  cursor: Scalars['String']['output'];
+  /** The delivery. */
+  node: WebhookDelivery;
+};
+
+/** Where one event's delivery to one webhook stands. */
+export type WebhookDeliveryStatus =
+  /** A 2xx answer arrived. */
+  | 'DELIVERED'
+  /** Given up: its attempts failed for the retry period and the webhook was disabled (re-enabling retries it). */
+  | 'FAILED'
+  /** Not delivered yet: waiting for its first attempt or, after a failed one, for `nextAttemptAt`. */
+  | 'PENDING';
+
+/** An edge of a webhook listing. */
+export type WebhookEdge = {
+  __typename?: 'WebhookEdge';
+  /** Opaque position of this row; pass it as `after`. */
+  cursor: Scalars['String']['output'];
+  /** The webhook. */
+  node: Webhook;
+};
+
+/** Which events a webhook is sent, besides `kinds`; every field given must match (an absent field matches all). */
+export type WebhookFilter = {
+  __typename?: 'WebhookFilter';
+  /**
+   * Only events of tasks assigned to this person: the task's assignee when the event is delivered, or an assignee the
+   * event itself sets or clears.
+   */
+  assignee?: Maybe<Scalars['String']['output']>;
+  /** Only events of tasks carrying at least one of these tags (as for `assignee`: now, or set or cleared by the event). */
+  tagsAny?: Maybe<Array<Scalars['String']['output']>>;
+  /** Only events of this task. */
+  taskId?: Maybe<Scalars['ID']['output']>;
+};
+
+/** Which events a webhook is sent, besides `kinds`. */
+export type WebhookFilterInput = {
+  /** Only events of tasks assigned to this person (see `WebhookFilter.assignee`). */
+  assignee?: InputMaybe<Scalars['String']['input']>;
+  /** Only events of tasks carrying at least one of these tags (1..20 tags). */
+  tagsAny?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Only events of this task. */
+  taskId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+/** A webhook with its signing secret: shown once, when created or rotated. */
+export type WebhookWithSecret = {
+  __typename?: 'WebhookWithSecret';
+  /** The HMAC-SHA256 key signing its requests (see the README, "Webhooks"). It is not shown again. */
+  secret: Scalars['String']['output'];
+  /** The webhook. */
+  webhook: Webhook;
 };

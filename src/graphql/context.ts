@@ -15,6 +15,7 @@ import { RemovalService } from '../tasks/removal.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
 import type { Principal } from '../auth/authenticator.js';
+import type { WebhookConfig } from '../config.js';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import { taskModel, type TaskColumns } from '../tasks/task.model.js';
 import { taskColumnsFor, taskFieldsOf } from './task-fields.js';
@@ -23,6 +24,14 @@ import { taskColumnsFor, taskFieldsOf } from './task-fields.js';
 export interface AppServices {
   health: HealthService;
   transactions: TransactionRunner;
+  webhooks: WebhookSettings;
+}
+
+/** What the webhook service needs from the app. */
+export interface WebhookSettings {
+  readonly config: WebhookConfig;
+  /** Tells this instance's delivery worker that webhooks or deliveries changed (it looks for work at once). */
+  changed(): void;
 }
 
 export interface GraphQLContext {

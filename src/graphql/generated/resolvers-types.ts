@@ -77,6 +77,18 @@ export type CreateTaskInput = {
   type?: TaskType;
 };
 
+/** A new webhook. */
+export type CreateWebhookInput = {
+  /** What it is for; at most 500 characters. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** Which tasks' events to send; omit for every task. */
+  filter?: InputMaybe<WebhookFilterInput>;
+  /** Event kinds to send; omit or leave empty for every kind. */
+  kinds?: InputMaybe<Array<TaskEventKind>>;
+  /** https URL (at most 2048 characters, no user or password); http only to private addresses when allowed. */
+  url: Scalars['String']['input'];
+};
+
 /** The state of the server's connection to PostgreSQL. */
 export type Health = {
   __typename?: 'Health';
@@ -115,18 +127,35 @@ export type Mutation = {
   /** Creates up to 100 tasks in one transaction: all or none. */
   createTasks: Array<Task>;
   /**
+   * Creates a webhook, delivering events from now on; returns its signing secret, shown only this once. BAD_USER_INPUT
+   * for a URL that is not allowed, and past the server's webhook limit (`extensions.limit`).
+   */
+  createWebhook: WebhookWithSecret;
+  /**
    * Deletes a task for good: its dependency edges and executions go, its subtasks become root tasks, its events stay.
    * Returns the id.
    */
   deleteTask: Scalars['ID']['output'];
+  /** Deletes a webhook and its delivery records; pending deliveries are dropped. Returns the id. */
+  deleteWebhook: Scalars['ID']['output'];
   /** Moves a task to FAILED, recording why. */
   failTask: Task;
+  /**
+   * Sends one event to a webhook again, as a new delivery (same event id, new delivery id), outside the feed's order.
+   * NOT_FOUND when the webhook or the event does not exist.
+   */
+  redeliverWebhookEvent: WebhookDelivery;
   /** Stops task `taskId` waiting for `dependsOnId`. Returns the waiting task. */
   removeTaskDependency: Task;
   /** Records progress (0..1) of an IN_PROGRESS task, and a log entry on its open execution when `message` is given. */
   reportProgress: Task;
   /** Moves a FAILED task back to PENDING and counts the retry. */
   retryTask: Task;
+  /**
+   * Gives a webhook a new signing secret, returned once. The previous one keeps signing too (a second signature)
+   * until `previousSecretExpiresAt`, so receivers can switch over.
+   */
+  rotateWebhookSecret: WebhookWithSecret;
   /** Moves a task to IN_PROGRESS; BLOCKED_BY_DEPENDENCY while a dependency is not COMPLETED. */
   startTask: Task;
   /** Moves a task to another status, if the status machine allows it (else INVALID_TRANSITION). */
@@ -140,6 +169,8 @@ export type Mutation = {
   updateTask: Task;
   /** Applies one change to up to 100 tasks in one transaction: all or none. */
   updateTasks: Array<Task>;
+  /** Changes a webhook; `enabled: true` re-enables one that was disabled, resuming where it stopped. */
+  updateWebhook: Webhook;
 };
 
 
@@ -176,7 +207,19 @@ export type MutationCreateTasksArgs = {
 
 
 /** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationCreateWebhookArgs = {
+  input: CreateWebhookInput;
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
 export type MutationDeleteTaskArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationDeleteWebhookArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -185,6 +228,13 @@ export type MutationDeleteTaskArgs = {
 export type MutationFailTaskArgs = {
   errorMessage?: InputMaybe<Scalars['String']['input']>;
   id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationRedeliverWebhookEventArgs = {
+  eventId: Scalars['ID']['input'];
+  webhookId: Scalars['ID']['input'];
 };
 
 
@@ -206,6 +256,12 @@ export type MutationReportProgressArgs = {
 
 /** Writes. Each one is a single transaction that also records its TaskEvent. */
 export type MutationRetryTaskArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationRotateWebhookSecretArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -244,6 +300,13 @@ export type MutationUpdateTaskArgs = {
 export type MutationUpdateTasksArgs = {
   ids: Array<Scalars['ID']['input']>;
   input: UpdateTaskInput;
+};
+
+
+/** Writes. Each one is a single transaction that also records its TaskEvent. */
+export type MutationUpdateWebhookArgs = {
+  id: Scalars['ID']['input'];
+  input: UpdateWebhookInput;
 };
 
 /** An object with a globally unique id. */
@@ -317,6 +380,15 @@ export type Query = {
    * rows after `after`, or the `last` rows before `before` (default 50, at most 100).
    */
   tasks: TaskConnection;
+  /** One webhook by id; null when absent (needs the tasks:write scope when auth is on). */
+  webhook?: Maybe<Webhook>;
+  /**
+   * Deliveries of one webhook, newest first, optionally only those in `status` (needs the tasks:write scope when auth
+   * is on). NOT_FOUND when the webhook does not exist.
+   */
+  webhookDeliveries: WebhookDeliveryConnection;
+  /** Webhooks, oldest first (needs the tasks:write scope when auth is on). */
+  webhooks: WebhookConnection;
 };
 
 
@@ -355,6 +427,28 @@ export type QueryTasksArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   last?: InputMaybe<Scalars['Int']['input']>;
   orderBy?: InputMaybe<Array<TaskOrder>>;
+};
+
+
+/** Reads. */
+export type QueryWebhookArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/** Reads. */
+export type QueryWebhookDeliveriesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<WebhookDeliveryStatus>;
+  webhookId: Scalars['ID']['input'];
+};
+
+
+/** Reads. */
+export type QueryWebhooksArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 /** Tasks in one status. */
@@ -807,6 +901,171 @@ export type UpdateTaskInput = {
   type?: InputMaybe<TaskType>;
 };
 
+/** Changes to a webhook; an omitted field stays as it is. */
+export type UpdateWebhookInput = {
+  /** A new description; null clears it. */
+  description?: InputMaybe<Scalars['String']['input']>;
+  /** false stops deliveries; true resumes them after the last event delivered (and clears `disabledReason`). */
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  /** A new filter, replacing the old one whole; null for every task. */
+  filter?: InputMaybe<WebhookFilterInput>;
+  /** New event kinds; empty for every kind. */
+  kinds?: InputMaybe<Array<TaskEventKind>>;
+  /** A new URL, checked as on creation. */
+  url?: InputMaybe<Scalars['String']['input']>;
+};
+
+/**
+ * An HTTP endpoint told about task events: one signed POST per matching event, in change-feed order, retried until
+ * it answers 2xx (see the README, "Webhooks").
+ */
+export type Webhook = {
+  __typename?: 'Webhook';
+  /** When it was created. */
+  createdAt: Scalars['DateTime']['output'];
+  /** Change-feed cursor of the last event handled (delivered, or not matching): deliveries go on after it. */
+  cursor: Scalars['String']['output'];
+  /** What it is for; at most 500 characters. */
+  description?: Maybe<Scalars['String']['output']>;
+  /** When it was last disabled; null while enabled. */
+  disabledAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Why the server disabled it (deliveries failed for too long); null while enabled or when disabled by a caller. */
+  disabledReason?: Maybe<Scalars['String']['output']>;
+  /** Deliveries run only while enabled. Re-enabling resumes after the last event delivered, skipping nothing. */
+  enabled: Scalars['Boolean']['output'];
+  /** Which tasks' events are sent. */
+  filter: WebhookFilter;
+  /** The webhook's id. */
+  id: Scalars['ID']['output'];
+  /** The event kinds sent; empty: every kind. */
+  kinds: Array<TaskEventKind>;
+  /** Until when the previous secret still signs beside the current one, after a rotation; null when one secret signs. */
+  previousSecretExpiresAt?: Maybe<Scalars['DateTime']['output']>;
+  /** When it was last changed by a caller or disabled by the server. */
+  updatedAt: Scalars['DateTime']['output'];
+  /** Where events are POSTed: https, or http to a private address when the server allows private addresses. */
+  url: Scalars['String']['output'];
+};
+
+/** A page of webhooks, oldest first (Relay cursor connection). */
+export type WebhookConnection = {
+  __typename?: 'WebhookConnection';
+  /** The rows of the page with their cursors. */
+  edges: Array<WebhookEdge>;
+  /** The webhooks of the page, without cursors. */
+  nodes: Array<Webhook>;
+  /** Where the page starts and ends. */
+  pageInfo: PageInfo;
+  /** How many webhooks there are in all; computed only when selected. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** One event's delivery to one webhook, with its attempts. */
+export type WebhookDelivery = {
+  __typename?: 'WebhookDelivery';
+  /** Attempts made so far. */
+  attempts: Scalars['Int']['output'];
+  /** When the delivery was first queued. */
+  createdAt: Scalars['DateTime']['output'];
+  /** When a 2xx arrived. */
+  deliveredAt?: Maybe<Scalars['DateTime']['output']>;
+  /** The event. */
+  event: TaskEvent;
+  /** The event's id, sent as the `X-Webhook-Event` header: receivers dedupe by it. */
+  eventId: Scalars['ID']['output'];
+  /** The delivery's id, sent as the `X-Webhook-Delivery` header (and the request id of its log lines). */
+  id: Scalars['ID']['output'];
+  /** When the last attempt started. */
+  lastAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Why the last attempt failed; null after a success or before any attempt. */
+  lastError?: Maybe<Scalars['String']['output']>;
+  /** How long the last attempt took, in milliseconds. */
+  lastLatencyMs?: Maybe<Scalars['Int']['output']>;
+  /** HTTP status of the last attempt; null when it got no answer (refused, timed out) or none was made. */
+  lastStatusCode?: Maybe<Scalars['Int']['output']>;
+  /** When the next attempt is due; null once DELIVERED or FAILED. */
+  nextAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Asked for by `redeliverWebhookEvent`, outside the feed's order. */
+  redelivery: Scalars['Boolean']['output'];
+  /** Where it stands. */
+  status: WebhookDeliveryStatus;
+  /** The webhook. */
+  webhookId: Scalars['ID']['output'];
+};
+
+/** A page of deliveries, newest first (Relay cursor connection). */
+export type WebhookDeliveryConnection = {
+  __typename?: 'WebhookDeliveryConnection';
+  /** The rows of the page with their cursors. */
+  edges: Array<WebhookDeliveryEdge>;
+  /** The deliveries of the page, without cursors. */
+  nodes: Array<WebhookDelivery>;
+  /** Where the page starts and ends. */
+  pageInfo: PageInfo;
+  /** How many deliveries match in all; computed only when selected. */
+  totalCount: Scalars['Int']['output'];
+};
+
+/** An edge of a delivery listing. */
+export type WebhookDeliveryEdge = {
+  __typename?: 'WebhookDeliveryEdge';
+  /** Opaque position of this row; pass it as `after`. */
+  cursor: Scalars['String']['output'];
+  /** The delivery. */
+  node: WebhookDelivery;
+};
+
+/** Where one event's delivery to one webhook stands. */
+export type WebhookDeliveryStatus =
+  /** A 2xx answer arrived. */
+  | 'DELIVERED'
+  /** Given up: its attempts failed for the retry period and the webhook was disabled (re-enabling retries it). */
+  | 'FAILED'
+  /** Not delivered yet: waiting for its first attempt or, after a failed one, for `nextAttemptAt`. */
+  | 'PENDING';
+
+/** An edge of a webhook listing. */
+export type WebhookEdge = {
+  __typename?: 'WebhookEdge';
+  /** Opaque position of this row; pass it as `after`. */
+  cursor: Scalars['String']['output'];
+  /** The webhook. */
+  node: Webhook;
+};
+
+/** Which events a webhook is sent, besides `kinds`; every field given must match (an absent field matches all). */
+export type WebhookFilter = {
+  __typename?: 'WebhookFilter';
+  /**
+   * Only events of tasks assigned to this person: the task's assignee when the event is delivered, or an assignee the
+   * event itself sets or clears.
+   */
+  assignee?: Maybe<Scalars['String']['output']>;
+  /** Only events of tasks carrying at least one of these tags (as for `assignee`: now, or set or cleared by the event). */
+  tagsAny?: Maybe<Array<Scalars['String']['output']>>;
+  /** Only events of this task. */
+  taskId?: Maybe<Scalars['ID']['output']>;
+};
+
+/** Which events a webhook is sent, besides `kinds`. */
+export type WebhookFilterInput = {
+  /** Only events of tasks assigned to this person (see `WebhookFilter.assignee`). */
+  assignee?: InputMaybe<Scalars['String']['input']>;
+  /** Only events of tasks carrying at least one of these tags (1..20 tags). */
+  tagsAny?: InputMaybe<Array<Scalars['String']['input']>>;
+  /** Only events of this task. */
+  taskId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+/** A webhook with its signing secret: shown once, when created or rotated. */
+export type WebhookWithSecret = {
+  __typename?: 'WebhookWithSecret';
+  /** The HMAC-SHA256 key signing its requests (see the README, "Webhooks"). It is not shown again. */
+  secret: Scalars['String']['output'];
+  /** The webhook. */
+  webhook: Webhook;
+};
+
 
 
 export type ResolverTypeWrapper<T> = T | Promise<T>;
@@ -892,6 +1151,7 @@ export type ResolversTypes = {
   AssigneeCount: ResolverTypeWrapper<AssigneeCount>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   CreateTaskInput: CreateTaskInput;
+  CreateWebhookInput: CreateWebhookInput;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   Health: ResolverTypeWrapper<Health>;
@@ -930,6 +1190,17 @@ export type ResolversTypes = {
   TaskType: TaskType;
   TypeCount: ResolverTypeWrapper<TypeCount>;
   UpdateTaskInput: UpdateTaskInput;
+  UpdateWebhookInput: UpdateWebhookInput;
+  Webhook: ResolverTypeWrapper<Webhook>;
+  WebhookConnection: ResolverTypeWrapper<WebhookConnection>;
+  WebhookDelivery: ResolverTypeWrapper<Omit<WebhookDelivery, 'event'> & { event: ResolversTypes['TaskEvent'] }>;
+  WebhookDeliveryConnection: ResolverTypeWrapper<Omit<WebhookDeliveryConnection, 'edges' | 'nodes'> & { edges: Array<ResolversTypes['WebhookDeliveryEdge']>, nodes: Array<ResolversTypes['WebhookDelivery']> }>;
+  WebhookDeliveryEdge: ResolverTypeWrapper<Omit<WebhookDeliveryEdge, 'node'> & { node: ResolversTypes['WebhookDelivery'] }>;
+  WebhookDeliveryStatus: WebhookDeliveryStatus;
+  WebhookEdge: ResolverTypeWrapper<WebhookEdge>;
+  WebhookFilter: ResolverTypeWrapper<WebhookFilter>;
+  WebhookFilterInput: WebhookFilterInput;
+  WebhookWithSecret: ResolverTypeWrapper<WebhookWithSecret>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -937,6 +1208,7 @@ export type ResolversParentTypes = {
   AssigneeCount: AssigneeCount;
   Boolean: Scalars['Boolean']['output'];
   CreateTaskInput: CreateTaskInput;
+  CreateWebhookInput: CreateWebhookInput;
   DateTime: Scalars['DateTime']['output'];
   Float: Scalars['Float']['output'];
   Health: Health;
@@ -968,6 +1240,16 @@ export type ResolversParentTypes = {
   TaskStatistics: TaskStatistics;
   TypeCount: TypeCount;
   UpdateTaskInput: UpdateTaskInput;
+  UpdateWebhookInput: UpdateWebhookInput;
+  Webhook: Webhook;
+  WebhookConnection: WebhookConnection;
+  WebhookDelivery: Omit<WebhookDelivery, 'event'> & { event: ResolversParentTypes['TaskEvent'] };
+  WebhookDeliveryConnection: Omit<WebhookDeliveryConnection, 'edges' | 'nodes'> & { edges: Array<ResolversParentTypes['WebhookDeliveryEdge']>, nodes: Array<ResolversParentTypes['WebhookDelivery']> };
+  WebhookDeliveryEdge: Omit<WebhookDeliveryEdge, 'node'> & { node: ResolversParentTypes['WebhookDelivery'] };
+  WebhookEdge: WebhookEdge;
+  WebhookFilter: WebhookFilter;
+  WebhookFilterInput: WebhookFilterInput;
+  WebhookWithSecret: WebhookWithSecret;
 };
 
 export type AssigneeCountResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AssigneeCount'] = ResolversParentTypes['AssigneeCount']> = {
@@ -996,16 +1278,21 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   completeTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationCompleteTaskArgs, 'id'>>;
   createTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationCreateTaskArgs, 'input'>>;
   createTasks?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MutationCreateTasksArgs, 'inputs'>>;
+  createWebhook?: Resolver<ResolversTypes['WebhookWithSecret'], ParentType, ContextType, RequireFields<MutationCreateWebhookArgs, 'input'>>;
   deleteTask?: Resolver<ResolversTypes['ID'], ParentType, ContextType, RequireFields<MutationDeleteTaskArgs, 'id'>>;
+  deleteWebhook?: Resolver<ResolversTypes['ID'], ParentType, ContextType, RequireFields<MutationDeleteWebhookArgs, 'id'>>;
   failTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationFailTaskArgs, 'id'>>;
+  redeliverWebhookEvent?: Resolver<ResolversTypes['WebhookDelivery'], ParentType, ContextType, RequireFields<MutationRedeliverWebhookEventArgs, 'eventId' | 'webhookId'>>;
   removeTaskDependency?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationRemoveTaskDependencyArgs, 'dependsOnId' | 'taskId'>>;
   reportProgress?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationReportProgressArgs, 'id' | 'level' | 'progress'>>;
   retryTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationRetryTaskArgs, 'id'>>;
+  rotateWebhookSecret?: Resolver<ResolversTypes['WebhookWithSecret'], ParentType, ContextType, RequireFields<MutationRotateWebhookSecretArgs, 'id'>>;
   startTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationStartTaskArgs, 'id'>>;
   transitionTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationTransitionTaskArgs, 'id' | 'to'>>;
   unarchiveTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationUnarchiveTaskArgs, 'id'>>;
   updateTask?: Resolver<ResolversTypes['Task'], ParentType, ContextType, RequireFields<MutationUpdateTaskArgs, 'id' | 'input'>>;
   updateTasks?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType, RequireFields<MutationUpdateTasksArgs, 'ids' | 'input'>>;
+  updateWebhook?: Resolver<ResolversTypes['Webhook'], ParentType, ContextType, RequireFields<MutationUpdateWebhookArgs, 'id' | 'input'>>;
 };
 
 export type NodeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Node'] = ResolversParentTypes['Node']> = {
@@ -1039,6 +1326,9 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   taskEvents?: Resolver<ResolversTypes['TaskEventConnection'], ParentType, ContextType, Partial<QueryTaskEventsArgs>>;
   taskStatistics?: Resolver<ResolversTypes['TaskStatistics'], ParentType, ContextType, Partial<QueryTaskStatisticsArgs>>;
   tasks?: Resolver<ResolversTypes['TaskConnection'], ParentType, ContextType, Partial<QueryTasksArgs>>;
+  webhook?: Resolver<Maybe<ResolversTypes['Webhook']>, ParentType, ContextType, RequireFields<QueryWebhookArgs, 'id'>>;
+  webhookDeliveries?: Resolver<ResolversTypes['WebhookDeliveryConnection'], ParentType, ContextType, RequireFields<QueryWebhookDeliveriesArgs, 'webhookId'>>;
+  webhooks?: Resolver<ResolversTypes['WebhookConnection'], ParentType, ContextType, Partial<QueryWebhooksArgs>>;
 };
 
 export type StatusCountResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['StatusCount'] = ResolversParentTypes['StatusCount']> = {
@@ -1174,6 +1464,73 @@ export type TypeCountResolvers<ContextType = GraphQLContext, ParentType extends 
   type?: Resolver<ResolversTypes['TaskType'], ParentType, ContextType>;
 };
 
+export type WebhookResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Webhook'] = ResolversParentTypes['Webhook']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  disabledAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  disabledReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  filter?: Resolver<ResolversTypes['WebhookFilter'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kinds?: Resolver<Array<ResolversTypes['TaskEventKind']>, ParentType, ContextType>;
+  previousSecretExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type WebhookConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookConnection'] = ResolversParentTypes['WebhookConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['WebhookEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['Webhook']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookDelivery'] = ResolversParentTypes['WebhookDelivery']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  deliveredAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['TaskEvent'], ParentType, ContextType>;
+  eventId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastAttemptAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  lastError?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  lastLatencyMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  lastStatusCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  nextAttemptAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  redelivery?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['WebhookDeliveryStatus'], ParentType, ContextType>;
+  webhookId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookDeliveryConnection'] = ResolversParentTypes['WebhookDeliveryConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['WebhookDeliveryEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['WebhookDelivery']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookDeliveryEdge'] = ResolversParentTypes['WebhookDeliveryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['WebhookDelivery'], ParentType, ContextType>;
+};
+
+export type WebhookEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookEdge'] = ResolversParentTypes['WebhookEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Webhook'], ParentType, ContextType>;
+};
+
+export type WebhookFilterResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookFilter'] = ResolversParentTypes['WebhookFilter']> = {
+  assignee?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  tagsAny?: Resolver<Maybe<Array<ResolversTypes['String']>>, ParentType, ContextType>;
+  taskId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
+};
+
+export type WebhookWithSecretResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['WebhookWithSecret'] = ResolversParentTypes['WebhookWithSecret']> = {
+  secret?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  webhook?: Resolver<ResolversTypes['Webhook'], ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = GraphQLContext> = {
   AssigneeCount?: AssigneeCountResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
@@ -1200,5 +1557,13 @@ export type Resolvers<ContextType = GraphQLContext> = {
   TaskLogEntry?: TaskLogEntryResolvers<ContextType>;
   TaskStatistics?: TaskStatisticsResolvers<ContextType>;
   TypeCount?: TypeCountResolvers<ContextType>;
+  Webhook?: WebhookResolvers<ContextType>;
+  WebhookConnection?: WebhookConnectionResolvers<ContextType>;
+  WebhookDelivery?: WebhookDeliveryResolvers<ContextType>;
+  WebhookDeliveryConnection?: WebhookDeliveryConnectionResolvers<ContextType>;
+  WebhookDeliveryEdge?: WebhookDeliveryEdgeResolvers<ContextType>;
+  WebhookEdge?: WebhookEdgeResolvers<ContextType>;
+  WebhookFilter?: WebhookFilterResolvers<ContextType>;
+  WebhookWithSecret?: WebhookWithSecretResolvers<ContextType>;
 };
 
