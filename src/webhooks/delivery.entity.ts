@@ -22,6 +22,8 @@ export class WebhookDelivery {
   lastError?: string | null;
   lastAttemptAt?: Date | null;
   nextAttemptAt?: Date | null;
+  /** When this run of attempts began (queued, or re-enabled after giving up): the retry period counts from it. */
+  retryStartedAt!: Date;
   createdAt!: Date;
   deliveredAt?: Date | null;
 }
@@ -55,6 +57,7 @@ export const WebhookDeliverySchema = defineEntity({
     lastError: p.text().nullable(),
     lastAttemptAt: p.datetime(3).nullable(),
     nextAttemptAt: p.datetime(3).nullable(),
+    retryStartedAt: p.datetime(3),
     createdAt: p.datetime(3),
     deliveredAt: p.datetime(3).nullable(),
   }),

@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261206134020_webhooks extends Migration {
+export class Migration20261206134237_webhooks extends Migration {
 
-  override name = 'Migration20261206134020_webhooks';
+  override name = 'Migration20261206134237_webhooks';
 
   override up(): void | Promise<void> {
     this.addSql(`create type "webhook_delivery_status" as enum ('PENDING', 'DELIVERED', 'FAILED');`);
@@ -10,7 +10,7 @@ export class Migration20261206134020_webhooks extends Migration {
     this.addSql(`create index "webhook_created_at_id_idx" on "webhook" ("created_at", "id");`);
     this.addSql(`create index "webhook_lease_idx" on "webhook" ("lease_expires_at") where "enabled";`);
 
-    this.addSql(`create table "webhook_delivery" ("id" uuid not null, "webhook_id" uuid not null, "event_id" bigint not null, "redelivery" boolean not null default false, "status" "webhook_delivery_status" not null default 'PENDING', "attempts" int not null default 0, "last_status_code" int null, "last_latency_ms" int null, "last_error" text null, "last_attempt_at" timestamptz(3) null, "next_attempt_at" timestamptz(3) null, "created_at" timestamptz(3) not null, "delivered_at" timestamptz(3) null, primary key ("id"));`);
+    this.addSql(`create table "webhook_delivery" ("id" uuid not null, "webhook_id" uuid not null, "event_id" bigint not null, "redelivery" boolean not null default false, "status" "webhook_delivery_status" not null default 'PENDING', "attempts" int not null default 0, "last_status_code" int null, "last_latency_ms" int null, "last_error" text null, "last_attempt_at" timestamptz(3) null, "next_attempt_at" timestamptz(3) null, "retry_started_at" timestamptz(3) not null, "created_at" timestamptz(3) not null, "delivered_at" timestamptz(3) null, primary key ("id"));`);
     this.addSql(`create index "webhook_delivery_webhook_id_created_at_id_idx" on "webhook_delivery" ("webhook_id", "created_at", "id");`);
     this.addSql(`create index "webhook_delivery_pending_idx" on "webhook_delivery" ("webhook_id", "next_attempt_at") where "status" = 'PENDING';`);
     this.addSql(`create unique index "webhook_delivery_webhook_id_event_id_key" on "webhook_delivery" ("webhook_id", "event_id") where not "redelivery";`);
