@@ -126,14 +126,18 @@ describe('two instances delivering on one database', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    const { acked } = await burst([a.url, b.url], 300, { concurrency: 3 });
-    expect(acked).toHaveLength(300);
-    await feedCaughtUp(db);
-    const expected = await feedAfter(observer, before);
-    expect(expected).toHaveLength(300);
-    await allDelivered(ts, expected);
-    sampling = false;
-    await sampler;
+    let expected: string[];
+    try {
+      const { acked } = await burst([a.url, b.url], 300, { concurrency: 3 });
+      expect(acked).toHaveLength(300);
+      await feedCaughtUp(db);
+      expected = await feedAfter(observer, before);
+      expect(expected).toHaveLength(300);
+      await allDelivered(ts, expected);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
 
     for (const [i, t] of ts.entries()) {
       expect(firstArrivals(t.requests), `webhook ${i}: first arrivals in feed order`).toEqual(expected);
@@ -164,6 +168,8 @@ describe('two instances delivering on one database', () => {
     for (const t of ts) t.answer = (_r, index) => ({ status: 200, delayMs: t === ts[0] && index === HELD ? 10_000 : 5 });
 
     const writing = burst([survivor.url], 200, { concurrency: 4 });
+    // Awaited below; this only keeps a failure before then from surfacing as an unhandled rejection.
+    writing.catch(() => undefined);
     await ts[0]!.receiver.waitFor((reqs) => reqs.length > HELD, 'the held request to the victim');
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
@@ -216,6 +222,8 @@ describe('two instances delivering on one database', () => {
     for (const t of ts) t.answer = (_r, index) => ({ status: 200, delayMs: t === ts[0] && index === HELD ? HOLD_MS : 5 });
 
     const writing = burst([survivor.url], 120, { concurrency: 4 });
+    // Awaited below; this only keeps a failure before then from surfacing as an unhandled rejection.
+    writing.catch(() => undefined);
     await ts[0]!.receiver.waitFor((reqs) => reqs.length > HELD, 'the held request to the stopping instance');
     victim.child.kill('SIGTERM');
     const exit = await victim.child.exited;

@@ -145,17 +145,22 @@ describe('a PostgreSQL restart', () => {
         failedWrites += failed;
       }
     })();
-    await target.receiver.waitFor((reqs) => reqs.length >= 30, '30 deliveries before the restart');
-    await observer.end();
-    await own.stop();
-    const stoppedAt = Date.now();
-    // The server notices the outage (its writes fail) before PostgreSQL comes back.
-    await waitFor(() => failedWrites > 0, 'a write to fail during the outage', 30_000);
-    await own.start();
-    const ackedAtRestart = acked;
-    await waitFor(() => acked >= ackedAtRestart + 60, 'writes to flow again', 60_000);
-    stopWriting = true;
-    await writing;
+    let stoppedAt: number;
+    try {
+      await target.receiver.waitFor((reqs) => reqs.length >= 30, '30 deliveries before the restart');
+      await observer.end();
+      await own.stop();
+      stoppedAt = Date.now();
+      // The server notices the outage (its writes fail) before PostgreSQL comes back.
+      await waitFor(() => failedWrites > 0, 'a write to fail during the outage', 30_000);
+      await own.start();
+      const ackedAtRestart = acked;
+      await waitFor(() => acked >= ackedAtRestart + 60, 'writes to flow again', 60_000);
+    } finally {
+      stopWriting = true;
+      await writing;
+      if (!own.running) await own.start();
+    }
 
     observer = await connect();
     await feedCaughtUp({ client: connect });
