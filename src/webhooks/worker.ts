@@ -203,7 +203,7 @@ export class WebhookWorker {
       await this.ticking;
       const loops = [...this.loops.values()];
       const busy = loops.filter((l) => l.busy).length;
-      if (busy > 0) this.options.log.info({ inFlight: busy }, 'webhook worker stopping: waiting for deliveries in flight');
+      if (busy > 0) this.options.log.info({ inFlight: busy }, 'webhook delivery worker stopping: waiting for deliveries in flight');
       const holder = { owner: this.owner, leaseMs: this.options.config.leaseMs };
       const keepAlive = setInterval(() => void renewLeases(root.fork(), holder).catch(() => undefined), this.options.config.leaseMs / 3);
       try {

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { useServer, waitFor } from '../helpers/server.js';
 import { feedCaughtUp } from '../helpers/feed.js';
 import { startReceiver, type ReceivedRequest, type WebhookReceiver } from '../helpers/webhook-receiver.js';
-import { insertWebhook, readDeliveries, readWebhook, type InsertWebhookOptions } from '../helpers/webhooks.js';
+import { insertRedelivery, insertWebhook, readDeliveries, readWebhook, type InsertWebhookOptions } from '../helpers/webhooks.js';
 import { encodeCursor } from '../../src/pagination.js';
 
 const { db, server } = useServer('webhook_delivery', {
@@ -160,5 +160,226 @@ describe('webhook delivery', () => {
     expect(firstArrivals(receiver.requests)).toEqual(expected.map((e) => e.id));
     // Arrival order itself (not only first arrivals) is feed order: no event was sent before an earlier one.
     expect(receiver.requests.map((r) => r.headers['x-webhook-event'])).toEqual(expected.map((e) => e.id));
+  });
+
+  it('retries while the receiver is down, then delivers everything in order, none skipped', async () => {
+    const { receiver, id } = await hookTo();
+    await receiver.pause();
+    const taskIds = new Set<string>();
+    for (let i = 0; i < 30; i++) taskIds.add(await createTask({ title: `while down ${i}` }));
+    // The first event's delivery fails again and again (connection refused), and nothing after it is tried.
+    const failing = await waitFor(async () => {
+      const rows = await readDeliveries(db.url, id);
+      return rows.length > 0 && rows[0]!.attempts >= 4 ? rows : undefined;
+    }, 'four failed attempts while the receiver is down', 30_000);
+    expect(failing).toHaveLength(1);
+    expect(failing[0]).toMatchObject({ status: 'PENDING', last_status_code: null });
+    expect(failing[0]!.last_error).toMatch(/ECONNREFUSED/);
+    expect(failing[0]!.next_attempt_at).toBeInstanceOf(Date);
+    const warned = server.logs.find((l) => l.msg === 'webhook delivery attempt failed' && l.requestId === failing[0]!.id);
+    expect(warned).toMatchObject({ level: 'warn', webhookId: id, eventId: failing[0]!.event_id, statusCode: null, error: expect.stringMatching(/ECONNREFUSED/) as string });
+    expect(warned!.attempt).toBeGreaterThanOrEqual(1);
+    expect(typeof warned!.nextAttemptAt).toBe('string');
+
+    await receiver.start();
+    const expected = await feedEvents(taskIds);
+    expect(expected).toHaveLength(30);
+    await receiver.waitFor((rs) => firstArrivals(rs).length >= 30, 'all 30 events after the receiver is back');
+    expect(firstArrivals(receiver.requests)).toEqual(expected.map((e) => e.id));
+    const rows = await waitFor(async () => {
+      const all = await readDeliveries(db.url, id);
+      return all.length === 30 && all.every((d) => d.status === 'DELIVERED') ? all : undefined;
+    }, 'every delivery DELIVERED');
+    expect(rows[0]!.attempts).toBeGreaterThanOrEqual(5);
+    expect(rows.slice(1).every((d) => d.attempts === 1)).toBe(true);
+  });
+
+  it('retries an event answered 500 until it gets 200, while the later events wait', async () => {
+    const { receiver, id } = await hookTo();
+    receiver.respond((_req, i) => (i < 3 ? 500 : 200));
+    const first = await createTask({ title: 'answered 500 first' });
+    const second = await createTask({ title: 'then this one' });
+    const expected = await feedEvents(new Set([first, second]));
+    await receiver.waitFor((rs) => rs.filter((r) => r.status === 200).length >= 2, 'both events delivered');
+    const order = receiver.requests.map((r) => [r.headers['x-webhook-event'], r.status]);
+    expect(order).toEqual([
+      [expected[0]!.id, 500],
+      [expected[0]!.id, 500],
+      [expected[0]!.id, 500],
+      [expected[0]!.id, 200],
+      [expected[1]!.id, 200],
+    ]);
+    // Every attempt of one delivery carries the same delivery id.
+    expect(new Set(receiver.requests.slice(0, 4).map((r) => r.headers['x-webhook-delivery'])).size).toBe(1);
+    const rows = await waitFor(async () => {
+      const all = await readDeliveries(db.url, id);
+      return all.length === 2 && all.every((d) => d.status === 'DELIVERED') ? all : undefined;
+    }, 'both DELIVERED');
+    expect(rows[0]).toMatchObject({ attempts: 4, last_status_code: 200, last_error: null });
+    const failures = server.logs.filter((l) => l.msg === 'webhook delivery attempt failed' && l.requestId === rows[0]!.id);
+    expect(failures.map((l) => [l.attempt, l.statusCode])).toEqual([
+      [1, 500],
+      [2, 500],
+      [3, 500],
+    ]);
+    expect(String(failures[0]!.error)).toMatch(/^HTTP 500/);
+  });
+
+  it('gives up an attempt past WEBHOOK_TIMEOUT_MS and delivers once the receiver answers in time', async () => {
+    const { receiver, id } = await hookTo();
+    receiver.respond((_req, i) => (i < 2 ? { status: 200, delayMs: 2000 } : 200));
+    const taskId = await createTask({ title: 'slow receiver' });
+    await receiver.waitFor((rs) => rs.length >= 3, 'a third, fast attempt');
+    const rows = await waitFor(async () => {
+      const all = await readDeliveries(db.url, id);
+      return all[0]?.status === 'DELIVERED' ? all : undefined;
+    }, 'the delivery DELIVERED');
+    expect(rows[0]).toMatchObject({ attempts: 3, last_status_code: 200 });
+    const failures = server.logs.filter((l) => l.msg === 'webhook delivery attempt failed' && l.requestId === rows[0]!.id);
+    expect(failures).toHaveLength(2);
+    for (const f of failures) {
+      expect(f).toMatchObject({ outcome: 'timeout', statusCode: null });
+      expect(String(f.error)).toMatch(/WEBHOOK_TIMEOUT_MS \(500 ms\)/);
+    }
+    // The timed-out attempts were cut at the timeout, not waited out.
+    const [a, b] = receiver.requests;
+    expect(b!.receivedAt - a!.receivedAt).toBeLessThan(1900);
+    expect(receiver.requests.every((r) => r.json?.taskId === taskId)).toBe(true);
+  });
+
+  it("delivers a late-committing transaction's event in feed order, never skipping it", async () => {
+    const { receiver } = await hookTo();
+    const early = await createTask({ title: 'before the long transaction' });
+    // The worker is live (it leases the webhook and has caught up) before the long transaction begins.
+    await receiver.waitFor((rs) => rs.length >= 1, "the early task's event");
+    const c = await db.client();
+    await c.query('begin');
+    // An event written by a transaction that began before the next ones and commits after them.
+    const { rows } = await c.query<{ id: string }>(
+      `insert into task_event (task_id, kind, actor, at, changes) values ($1, 'UPDATED', 'late writer', now(), '{"title": {"from": "a", "to": "b"}}') returning id::text as id`,
+      [early],
+    );
+    const lateId = rows[0]!.id;
+    const later = new Set<string>();
+    for (let i = 0; i < 5; i++) later.add(await createTask({ title: `committed while the late one runs ${i}` }));
+    // Their notifications woke the worker, which reads the feed at once: a worker that ignored the feed's horizon
+    // would have sent (some of) them by now, and moved its position past the late event, skipping it for good.
+    // The feed is held back behind the open transaction: none of the later events may have been sent yet.
+    expect(receiver.requests.map((r) => r.json?.taskId).filter((t) => later.has(String(t)))).toEqual([]);
+    await c.query('commit');
+    const expected = await feedEvents(new Set([early, ...later]));
+    expect(expected.map((e) => e.id)).toContain(lateId);
+    expect(expected.findIndex((e) => e.id === lateId)).toBe(1); // after `early`'s CREATED, before the later ones
+    await receiver.waitFor((rs) => firstArrivals(rs).length >= expected.length, 'every event including the late one');
+    expect(firstArrivals(receiver.requests)).toEqual(expected.map((e) => e.id));
+    expect(receiver.requests[1]!.json).toMatchObject({ id: lateId, actor: 'late writer', kind: 'UPDATED', taskId: early });
+  });
+
+  it('sends each webhook exactly the events its kinds and filter select', async () => {
+    const c = await db.client();
+    // Disabled while the events are made, so every event is matched against the tasks' final state.
+    const make = (options: Omit<InsertWebhookOptions, 'url'>) => hookTo({ ...options, enabled: false });
+    const byKind = await make({ kinds: ['STATUS_CHANGED'] });
+    const t1 = await createTask({ title: 'T1' });
+    const byTask = await make({ filter: { taskId: t1 } });
+    const byAssignee = await make({ filter: { assignee: 'carol' } });
+    const byTag = await make({ filter: { tagsAny: ['red', 'green'] } });
+    const combined = await make({ kinds: ['UPDATED'], filter: { assignee: 'carol' } });
+    // Positioned before T1's CREATED (byKind was made before it).
+    const head = await c.query<{ xid: string; id: string }>('select position_xid::text as xid, position_id::text as id from webhook where id = $1', [byKind.id]);
+    await c.query('update webhook set position_xid = $1::xid8, position_id = $2::bigint where id = any($3::uuid[])', [
+      head.rows[0]!.xid,
+      head.rows[0]!.id,
+      [byTask.id, byAssignee.id, byTag.id, combined.id],
+    ]);
+
+    const t2 = await createTask({ title: 'T2', assignee: 'carol' });
+    const t3 = await createTask({ title: 'T3', tags: ['red'] });
+    const t4 = await createTask({ title: 'T4' });
+    await gql(`mutation { updateTask(id: "${t4}", input: { assignee: "carol" }) { id } }`);
+    await gql(`mutation { updateTask(id: "${t4}", input: { assignee: "dan" }) { id } }`);
+    const t5 = await createTask({ title: 'T5', tags: ['red', 'blue'] });
+    await gql(`mutation { updateTask(id: "${t5}", input: { tags: ["blue"] }) { id } }`);
+    await gql(`mutation { startTask(id: "${t1}") { id } }`);
+    await gql(`mutation { updateTask(id: "${t1}", input: { title: "T1 renamed" }) { id } }`);
+    await gql(`mutation { startTask(id: "${t2}") { id } }`);
+    await gql(`mutation { updateTask(id: "${t3}", input: { title: "T3 renamed" }) { id } }`);
+    const events = await feedEvents(new Set([t1, t2, t3, t4, t5]));
+    const ev = (task: string, nth = 0) => events.filter((e) => e.taskId === task)[nth]!.id;
+    expect(events).toHaveLength(12);
+
+    const expectations: Array<[string, { receiver: WebhookReceiver }, string[]]> = [
+      ['kinds STATUS_CHANGED', byKind, [ev(t1, 1), ev(t2, 1)]],
+      ['taskId T1', byTask, [ev(t1, 0), ev(t1, 1), ev(t1, 2)]],
+      // T2 is carol's; T4's updates set and then clear carol (its CREATED does not: T4 is dan's now).
+      ['assignee carol', byAssignee, [ev(t2, 0), ev(t4, 1), ev(t4, 2), ev(t2, 1)]],
+      // T3 is red; T5's update clears red (its CREATED does not carry tags, and T5 is only blue now).
+      ['tagsAny red, green', byTag, [ev(t3, 0), ev(t5, 1), ev(t3, 1)]],
+      ['UPDATED and carol', combined, [ev(t4, 1), ev(t4, 2)]],
+    ];
+    await c.query('update webhook set enabled = true where id = any($1::uuid[])', [[byKind.id, byTask.id, byAssignee.id, byTag.id, combined.id]]);
+    await c.end();
+    for (const [what, hook, ids] of expectations) {
+      const last = ids[ids.length - 1];
+      // Delivery is in feed order, so once the last expected event arrived every earlier match has too.
+      await hook.receiver.waitFor((rs) => rs.some((r) => r.headers['x-webhook-event'] === last), `the last event for ${what}`);
+      expect(firstArrivals(hook.receiver.requests), what).toEqual(ids);
+    }
+  });
+
+  it('sends a redelivery with a new delivery id and the same event id', async () => {
+    const { receiver, id } = await hookTo();
+    await createTask({ title: 'to be redelivered' });
+    await receiver.waitFor((rs) => rs.length >= 1, 'the first delivery');
+    const original = receiver.requests[0]!;
+    const eventId = String(original.headers['x-webhook-event']);
+    const redeliveryId = await insertRedelivery(db.url, id, eventId);
+    await receiver.waitFor((rs) => rs.length >= 2, 'the redelivery');
+    const again = receiver.requests[1]!;
+    expect(again.headers['x-webhook-event']).toBe(eventId);
+    expect(again.headers['x-webhook-delivery']).toBe(redeliveryId);
+    expect(again.headers['x-webhook-delivery']).not.toBe(original.headers['x-webhook-delivery']);
+    expect(again.body).toBe(original.body);
+    const rows = await waitFor(async () => {
+      const all = await readDeliveries(db.url, id);
+      return all.find((d) => d.id === redeliveryId && d.status === 'DELIVERED');
+    }, 'the redelivery DELIVERED');
+    expect(rows).toMatchObject({ redelivery: true, attempts: 1, last_status_code: 200 });
+    // The feed's own delivery of that event stays as it was.
+    expect((await readDeliveries(db.url, id)).filter((d) => !d.redelivery)).toHaveLength(1);
+  });
+
+  it('reports deliveries, attempt latency and each webhook backlog in /metrics', async () => {
+    const { receiver, id } = await hookTo();
+    await createTask({ title: 'measured' });
+    await receiver.waitFor((rs) => rs.length >= 1, 'a delivery');
+    const metric = async (): Promise<string> => (await fetch(`${server.url}/metrics`)).text();
+    const value = (text: string, series: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    let text = await waitFor(async () => {
+      const t = await metric();
+      return value(t, `webhook_backlog_events{webhook="${id}"}`) === 0 ? t : undefined;
+    }, 'the backlog of a caught-up webhook at 0');
+    expect(value(text, 'webhook_deliveries_total{outcome="delivered"}')).toBeGreaterThanOrEqual(1);
+    for (const outcome of ['http_error', 'timeout', 'network_error', 'refused']) expect(value(text, `webhook_deliveries_total{outcome="${outcome}"}`)).toBeGreaterThanOrEqual(0);
+    expect(value(text, 'webhook_attempt_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(value(text, `webhook_oldest_undelivered_age_seconds{webhook="${id}"}`)).toBe(0);
+    expect(value(text, 'webhook_disabled_total')).toBeGreaterThanOrEqual(0);
+    expect(value(text, 'webhook_leases')).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/# TYPE webhook_deliveries_total counter/);
+
+    // A receiver that is down: the backlog and the oldest event's age grow.
+    await receiver.pause();
+    for (let i = 0; i < 3; i++) await createTask({ title: `backlog ${i}` });
+    await feedCaughtUp(db);
+    text = await waitFor(async () => {
+      const t = await metric();
+      return (value(t, `webhook_backlog_events{webhook="${id}"}`) ?? 0) >= 3 && (value(t, `webhook_oldest_undelivered_age_seconds{webhook="${id}"}`) ?? 0) > 0 ? t : undefined;
+    }, 'a backlog of 3 with an age');
+    expect(value(text, 'webhook_deliveries_total{outcome="network_error"}')).toBeGreaterThanOrEqual(1);
+    await receiver.start();
+    await receiver.waitFor((rs) => rs.length >= 4, 'the backlog delivered');
   });
 });
