@@ -68,6 +68,8 @@ export class DeliveryLoop {
   private heldBackDelay = HELD_BACK_FIRST_MS;
   private readonly redeliveries = new Map<string, DueRedelivery>();
   private attempting = false;
+  /** The last step failed on the database (its warning is logged once until a step succeeds). */
+  private failing = false;
   /** Resolves with why the loop ended. */
   readonly done: Promise<LoopEnd>;
 
@@ -136,10 +138,13 @@ export class DeliveryLoop {
         await this.sendRedeliveries();
         if (this.stopped) break;
         waitMs = await this.step();
+        this.failing = false;
       } catch (err) {
         if (err instanceof LeaseLost) return (this.ended = 'lost');
         if (err instanceof Disabled) return (this.ended = 'disabled');
-        if (!this.stopped) this.ctx.log.warn({ err, webhookId: this.webhook.id }, 'webhook delivery: database error; trying again shortly');
+        // Once per outage, not once a second: the database being down is reported elsewhere (readiness, breaker).
+        if (!this.stopped && !this.failing) this.ctx.log.warn({ err, webhookId: this.webhook.id }, 'webhook delivery: database error; trying again every second');
+        this.failing = true;
         waitMs = this.ctx.errorDelayMs;
         this.waitingRetry = true;
       }
@@ -156,7 +161,9 @@ export class DeliveryLoop {
     if (!this.waitingRetry && this.feedChanged) return;
     let wake!: () => void;
     const promise = new Promise<void>((resolve) => (wake = resolve));
+    // Unref'd: a retry due in an hour must not keep a process alive that is otherwise done.
     const timer = ms === undefined ? undefined : setTimeout(wake, ms);
+    timer?.unref();
     this.sleep = { promise, wake };
     try {
       await promise;

@@ -67,6 +67,8 @@ export class WebhookWorker {
   private lastRenew = 0;
   private lastRetention = 0;
   private stopping: Promise<void> | undefined;
+  /** The last round failed on the database. */
+  private failing = false;
   /**
    * Runs work in the context the worker was built in (createApp's): `changed()` is called inside a GraphQL request,
    * whose AsyncLocalStorage (replica routing, the operation's statement count) must not follow the worker's reads.
@@ -110,7 +112,14 @@ export class WebhookWorker {
       return;
     }
     this.ticking = this.detached(() => this.round())
-      .catch((err: unknown) => this.options.log.warn({ err }, 'webhook worker: leasing failed; trying again on the next poll'))
+      .then(() => {
+        this.failing = false;
+      })
+      .catch((err: unknown) => {
+        // Once per outage: the poll tries again every second.
+        if (!this.failing) this.options.log.warn({ err }, 'webhook delivery worker: leasing failed; trying again on every poll');
+        this.failing = true;
+      })
       .finally(() => {
         this.ticking = undefined;
         if (this.tickAgain) {

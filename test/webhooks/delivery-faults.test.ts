@@ -166,6 +166,29 @@ describe('webhook delivery faults', () => {
       expect(strict.logs.some((l) => l.msg === 'webhook delivery attempt failed' && l.webhookId === byName.id && String(l.error).startsWith('refused:'))).toBe(true);
       expect(r.requests).toEqual([]);
     });
+
+    it('deletes finished delivery records past the retention when a worker starts, and keeps pending ones', async () => {
+      const c = await strictDb!.client();
+      const hook = await insertWebhook(c, { url: 'https://example.invalid/hook' });
+      const old = `now() - interval '8 days'`; // the default retention is 7 days
+      const { rows } = await c.query<{ id: string; status: string }>(
+        `insert into webhook_delivery (id, webhook_id, event_id, redelivery, status, attempts, retry_started_at, created_at, delivered_at)
+         values (gen_random_uuid(), $1, 1, true, 'DELIVERED', 1, ${old}, ${old}, ${old}), (gen_random_uuid(), $1, 2, true, 'FAILED', 3, ${old}, ${old}, null),
+                (gen_random_uuid(), $1, 3, true, 'PENDING', 0, ${old}, ${old}, null), (gen_random_uuid(), $1, 4, true, 'DELIVERED', 1, now(), now(), now())
+         returning id, status::text as status`,
+        [hook.id],
+      );
+      await c.query('update webhook set enabled = false where id = $1', [hook.id]);
+      // A new instance: its worker's first round runs the retention.
+      await strict!.stop();
+      strict = await startServer(strictDb!.url);
+      const left = await waitFor(async () => {
+        const res = await c.query<{ id: string }>('select id from webhook_delivery where webhook_id = $1 order by event_id', [hook.id]);
+        return res.rows.length === 2 ? res.rows.map((x) => x.id) : undefined;
+      }, 'the old finished records deleted');
+      expect(left).toEqual([rows[2]!.id, rows[3]!.id]);
+      expect(strict.logs.find((l) => l.msg === 'old webhook delivery records deleted')).toMatchObject({ deleted: 2 });
+    });
   });
 
   // Last: it stops the file's server.
