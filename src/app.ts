@@ -31,11 +31,13 @@ import { HealthService } from './http/health.service.js';
 import { DatabaseGuard } from './db/guard.js';
 import { TransactionRunner } from './db/transaction.js';
 import { watchPool } from './db/pool-watch.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics, WEBHOOK_BACKLOG_CAP } from './http/metrics.js';
 import { OperationRegistry } from './lifecycle/operations.js';
 import { ReplicaRouter } from './db/replicas.js';
 import { ReplicaMonitor } from './db/replicas-monitor.js';
 import { Subscriptions } from './subscriptions/subscriptions.js';
+import { WebhookWorker } from './webhooks/worker.js';
+import { readBacklog } from './webhooks/delivery.repository.js';
 import type { GraphQLSchema } from 'graphql';
 
 /** How long the emergency path gives sockets and streams to close before it returns (the process then exits). */
@@ -108,9 +110,17 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
   const bootAbort = new AbortController();
   const guard = new DatabaseGuard({ log });
   /** Wakes the webhook delivery worker once it runs; a no-op until then. */
-  // eslint-disable-next-line prefer-const -- the delivery worker assigns it when it starts
   let webhooksChanged: () => void = () => undefined;
   const webhooks = { config: config.webhooks, changed: () => webhooksChanged() };
+  /** Delivers webhooks from this instance (docs/webhooks.md); started after boot when WEBHOOK_WORKER is on. */
+  const webhookWorker = config.webhooks.worker
+    ? new WebhookWorker({
+        config: config.webhooks,
+        log,
+        onAttempt: (outcome, seconds) => metrics.observeWebhookAttempt(outcome, seconds),
+        onDisabled: () => metrics.observeWebhookDisabled(),
+      })
+    : undefined;
   const transactions = new TransactionRunner({
     log,
     operations,
@@ -130,6 +140,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     appState: () => state,
     replicas: () => replicas?.status() ?? [],
     subscriptions: () => subscriptions.stats(),
+    // Read from the database only once it is migrated; the scrape tolerates a failing read.
+    webhookBacklog: async () =>
+      orm && (state === 'ready' || state === 'draining') ? readBacklog(orm.em.fork(), WEBHOOK_BACKLOG_CAP, Math.max(1, config.webhooks.max)) : [],
+    webhookWorker: webhookWorker && (() => webhookWorker.stats()),
   });
   const health = new HealthService(() => orm, () => poolStats(pool, config.database.poolMax), (ms) => metrics.observePing(ms));
   events.on('operation', (report: OperationReport) => metrics.observeOperation(report));
@@ -179,6 +193,7 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     cors: config.cors,
   });
   subscriptions.bind(http.server);
+  if (webhookWorker) subscriptions.onWake(() => webhookWorker.wakeFeed());
   await http.listen({ port: config.port, host: config.host });
   const address = http.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -224,6 +239,10 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
     // The listener needs a direct connection: LISTEN through PgBouncer never delivers (DATABASE_MIGRATION_URL).
     const listenerUrl = embedded ? clientUrl : (config.database.directUrl ?? clientUrl);
     await subscriptions.start({ schema, root: orm.em, services: { health, transactions, webhooks } }, listenerUrl, config.database.applicationName);
+    if (webhookWorker && !bootAbort.signal.aborted) {
+      webhookWorker.start(orm.em);
+      webhooksChanged = () => webhookWorker.changed();
+    }
     if (state === 'booting') state = 'ready';
     log.info({ bootMs: Date.now() - started }, 'ready');
   };
@@ -272,7 +291,8 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       // forever. PostgreSQL (when embedded) is told to stop at once; the rest gets a bounded moment, then is left.
       embedded?.kill();
       http.server.closeAllConnections();
-      const bestEffort = Promise.allSettled([subscriptions.terminate(), http.close()]);
+      // In-flight webhook requests are cut: whoever leases the webhook next sends them again (at least once).
+      const bestEffort = Promise.allSettled([subscriptions.terminate(), http.close(), webhookWorker?.terminate()]);
       await within(EMERGENCY_CLOSE_MS, bestEffort);
       // Left running, not awaited: in a test process the pool still closes once its connections come back.
       void apollo?.stop().catch(() => undefined);
@@ -295,15 +315,18 @@ export async function createApp(config: Config, options: CreateAppOptions = {}):
       const deadline = started + delayMs + config.shutdown.graceMs;
       const left = () => Math.max(0, deadline - Date.now());
       log.info({ delayMs: config.shutdown.delayMs, graceMs: config.shutdown.graceMs }, 'shutdown started: readiness is now 503');
+      // The webhook worker stops at once (no new attempts; those in flight finish and are recorded, then its leases
+      // are released for another instance), alongside the delay and the drain; the pool closes only after it.
+      const workerStopped = webhookWorker?.stop() ?? Promise.resolve();
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       const drained = await within(
         left(),
         // WebSockets first (1001 Going Away, the listener closed): they would hold the HTTP server open otherwise.
         // Then requests; then executions that outlived their response (OPERATION_TIMEOUT_MS answers).
-        subscriptions.close().then(() => http.close()).then(() => operations.idle()).then(() => true),
+        Promise.all([subscriptions.close().then(() => http.close()).then(() => operations.idle()), workerStopped]).then(() => true),
       );
       if (emergency) return emergency;
-      if (!drained) return emergencyStop(`operations still running after SHUTDOWN_GRACE_MS (${config.shutdown.graceMs} ms)`);
+      if (!drained) return emergencyStop(`operations or webhook deliveries still running after SHUTDOWN_GRACE_MS (${config.shutdown.graceMs} ms)`);
       log.info({ inFlight: operations.size }, 'http server closed; in-flight operations drained');
       const closed = await within(
         left(),

@@ -20,7 +20,20 @@ export interface MetricsSources {
   replicas?(): ReplicaStatus[];
   /** Live subscriptions: open streams, the LISTEN connection's state, its reconnects, events fanned out. */
   subscriptions?(): { active: number; listener: string; listenerReconnects: number; delivered: number };
+  /**
+   * Each webhook's backlog, read from the database at scrape time (one statement): settled events after its position
+   * (capped) and the age of the first one. Empty while the database is not ready.
+   */
+  webhookBacklog?(): Promise<Array<{ webhookId: string; backlog: number; oldestAgeSeconds: number }>>;
+  /** The delivery worker: webhooks this instance leases, requests on the wire. */
+  webhookWorker?(): { leases: number; inFlight: number };
 }
+
+/** Outcomes of a webhook delivery attempt (src/webhooks/sender.ts), each counted from 0. */
+export const WEBHOOK_OUTCOMES = ['delivered', 'http_error', 'timeout', 'network_error', 'refused'] as const;
+export type WebhookOutcome = (typeof WEBHOOK_OUTCOMES)[number];
+/** Where `webhook_backlog_events` stops counting: each scrape reads at most this many index entries per webhook. */
+export const WEBHOOK_BACKLOG_CAP = 10_000;
 
 /** What a finished GraphQL operation reports (see `OperationReport` in src/app.ts). */
 export interface OperationObservation {
@@ -38,6 +51,10 @@ export interface Metrics {
   observeQuery(tookMs: number): void;
   /** One health ping (`select 1`) round trip, in ms. */
   observePing(ms: number): void;
+  /** One webhook delivery attempt: its outcome and how long it took, in seconds. */
+  observeWebhookAttempt(outcome: WebhookOutcome, seconds: number): void;
+  /** A webhook was disabled after its retry period ran out. */
+  observeWebhookDisabled(): void;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -55,6 +72,8 @@ const OPERATION_TYPES: ReadonlySet<string> = new Set(['query', 'mutation', 'subs
 const OPERATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** A single statement or ping is usually well under a millisecond on a local database. */
 const QUERY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Webhook attempts: a local receiver answers in milliseconds, a remote one in tens to hundreds; the timeout is 10 s by default. */
+const WEBHOOK_ATTEMPT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Fibonacci: fine steps where batching matters (0..5), coarse ones where an N+1 shows up. */
 const SQL_STATEMENT_BUCKETS = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55];
 
@@ -165,6 +184,7 @@ function registerStateGauges(registry: Registry, sources: MetricsSources): void 
     },
   });
   registerSubscriptionGauges(registry, sources);
+  registerWebhookGauges(registry, sources);
   new Gauge({
     name: 'server_draining',
     help: '1 while the server is shutting down (readiness 503, no new connections), else 0.',
@@ -217,6 +237,68 @@ function registerSubscriptionGauges(registry: Registry, sources: MetricsSources)
 }
 
 /**
+ * Webhook backlog gauges, read from the database at scrape time. Label values are webhook ids: bounded by
+ * WEBHOOK_MAX. Both gauges share one reading per scrape (a scrape collects every metric concurrently).
+ */
+function registerWebhookGauges(registry: Registry, sources: MetricsSources): void {
+  const registers = [registry];
+  if (sources.webhookWorker) {
+    const worker = sources.webhookWorker.bind(sources);
+    new Gauge({
+      name: 'webhook_leases',
+      help: 'Webhooks this instance leases and delivers now.',
+      registers,
+      collect() {
+        this.set(worker().leases);
+      },
+    });
+    new Gauge({
+      name: 'webhook_requests_in_flight',
+      help: 'Webhook delivery requests of this instance waiting for an answer.',
+      registers,
+      collect() {
+        this.set(worker().inFlight);
+      },
+    });
+  }
+  const readBacklog = sources.webhookBacklog?.bind(sources);
+  if (!readBacklog) return;
+  type Reading = Awaited<ReturnType<typeof readBacklog>>;
+  let pending: Promise<Reading | undefined> | undefined;
+  const read = (): Promise<Reading | undefined> => {
+    // A database that fails must not fail the whole scrape: the series keep their last values.
+    pending ??= readBacklog()
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (pending = undefined)));
+    return pending;
+  };
+  new Gauge({
+    name: 'webhook_backlog_events',
+    help: `Settled change-feed events after each webhook's position (matching or not), counted up to ${WEBHOOK_BACKLOG_CAP}.`,
+    labelNames: ['webhook'] as const,
+    registers,
+    async collect() {
+      const rows = await read();
+      if (!rows) return;
+      this.reset();
+      for (const r of rows) this.set({ webhook: r.webhookId }, r.backlog);
+    },
+  });
+  new Gauge({
+    name: 'webhook_oldest_undelivered_age_seconds',
+    help: 'Age of the first settled change-feed event after each webhook\'s position; 0 when it is caught up.',
+    labelNames: ['webhook'] as const,
+    registers,
+    async collect() {
+      const rows = await read();
+      if (!rows) return;
+      this.reset();
+      for (const r of rows) this.set({ webhook: r.webhookId }, r.oldestAgeSeconds);
+    },
+  });
+}
+
+/**
  * Builds the app's metrics on a registry of its own.
  *
  * @param sources live state read at every scrape (pool statistics, breaker and server state)
@@ -260,6 +342,25 @@ export function createMetrics(sources: MetricsSources): Metrics {
     registers,
   });
 
+  const webhookAttempts = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome: delivered (2xx), http_error, timeout, network_error, refused (the URL policy).',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  for (const outcome of WEBHOOK_OUTCOMES) webhookAttempts.inc({ outcome }, 0);
+  const webhookAttemptDuration = new Histogram({
+    name: 'webhook_attempt_duration_seconds',
+    help: 'Webhook delivery attempts from the start of the request to the answer (or the failure).',
+    buckets: WEBHOOK_ATTEMPT_BUCKETS,
+    registers,
+  });
+  const webhooksDisabled = new Counter({
+    name: 'webhook_disabled_total',
+    help: 'Webhooks disabled by the worker because an event failed for the whole retry period.',
+    registers,
+  });
+
   // `anonymous` is what the app reports for unnamed operations (and ones that never parsed).
   const operationNames = new BoundedLabel(OPERATION_NAME, MAX_OPERATION_NAMES, new Set(['anonymous']));
   const errorCodes = new BoundedLabel(ERROR_CODE, MAX_EXTRA_ERROR_CODES, new Set(ERROR_CODES));
@@ -278,6 +379,13 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
     observePing(ms) {
       if (Number.isFinite(ms)) pingDuration.observe(ms / 1000);
+    },
+    observeWebhookAttempt(outcome, seconds) {
+      webhookAttempts.inc({ outcome });
+      if (Number.isFinite(seconds)) webhookAttemptDuration.observe(seconds);
+    },
+    observeWebhookDisabled() {
+      webhooksDisabled.inc();
     },
     render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
   };

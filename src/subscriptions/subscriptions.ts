@@ -24,10 +24,26 @@ export class Subscriptions {
   private readonly ws: SubscriptionWsServer;
   private listener: FeedListener | undefined;
   private closed: Promise<void> | undefined;
+  /** Others woken with the hub (the webhook worker): the one LISTEN connection serves them all. */
+  private readonly wakeListeners = new Set<() => void>();
 
   constructor(private readonly options: SubscriptionsOptions) {
     this.hub = new EventHub({ log: options.log });
     this.ws = new SubscriptionWsServer({ ...options, hub: this.hub });
+  }
+
+  /**
+   * Calls `wake` on every change-feed notification and after every listener (re)connect, like the hub (a wake-up
+   * carries no data: the woken part reads the feed itself). Returns a function that stops the calls.
+   */
+  onWake(wake: () => void): () => void {
+    this.wakeListeners.add(wake);
+    return () => this.wakeListeners.delete(wake);
+  }
+
+  private wake(): void {
+    this.hub.wake();
+    for (const wake of this.wakeListeners) wake();
   }
 
   /** Takes WebSocket upgrades of `server` (they are refused with 503 until {@link start}). */
@@ -45,7 +61,7 @@ export class Subscriptions {
   async start(backends: WsBackends, listenerUrl: string, applicationName: string): Promise<void> {
     if (this.closed) return;
     await this.hub.start(backends.root);
-    this.listener = new FeedListener({ url: listenerUrl, applicationName, log: this.options.log, onWake: () => this.hub.wake() });
+    this.listener = new FeedListener({ url: listenerUrl, applicationName, log: this.options.log, onWake: () => this.wake() });
     this.listener.start();
     this.ws.attach(backends);
   }
