@@ -171,6 +171,12 @@ describe('createWebhook', () => {
       filter: { taskId: taskId.toLowerCase(), assignee: 'ada', tagsAny: ['a', 'b'] },
       description: 'for the billing sync',
     });
+    // Tags are kept as written, punctuation included (a text[] column, not a joined string).
+    const odd = ['a,b', 'say "hi"', 'back\\slash', '{braces}'];
+    const punctuated = await create({ url: 'https://93.184.215.14/odd-tags', filter: { tagsAny: odd } });
+    expect(punctuated.webhook.filter.tagsAny).toEqual(odd);
+    expect(ok(await server.gql<{ webhook: WebhookOut }>(`{ webhook(id: "${punctuated.webhook.id}") { ${WEBHOOK} } }`)).webhook.filter.tagsAny).toEqual(odd);
+    expect((await rows<{ t: string[] }>(db, 'select filter_tags_any as t from webhook where id = $1', [punctuated.webhook.id]))[0]!.t).toEqual(odd);
     const empty = await create({ url: 'https://93.184.215.14/empty', kinds: [], filter: {}, description: '   ' });
     expect(empty.webhook).toMatchObject({ kinds: [], filter: { taskId: null, assignee: null, tagsAny: null }, description: null });
   });
