@@ -15,6 +15,7 @@ import { pgbouncerMissing, startPgBouncer, type PgBouncer } from '../helpers/pgb
 import { waitFor } from '../helpers/server.js';
 import {
   burst,
+  createTask,
   createWebhook,
   duplicates,
   eventOf,
@@ -129,7 +130,8 @@ describe('a PostgreSQL restart', () => {
 
   it('skips nothing when PostgreSQL restarts mid-stream: every event arrives, in order', async () => {
     instance = await startInstance('tt-wh-pg', { DATABASE_URL: own.url, DB_ACQUIRE_TIMEOUT_MS: '1000' });
-    target = await startTarget(() => ({ status: 200, delayMs: 5 }));
+    // Slower than the writes, so a backlog is waiting when PostgreSQL goes away.
+    target = await startTarget(() => ({ status: 200, delayMs: 20 }));
     observer = await connect();
     const before = await lastEventId(observer);
     await createWebhook(instance.url, target);
@@ -137,20 +139,29 @@ describe('a PostgreSQL restart', () => {
     let stopWriting = false;
     let acked = 0;
     let failedWrites = 0;
-    const writing = (async () => {
-      // Small bursts until told to stop; writes during the outage fail (SERVICE_UNAVAILABLE) and are retried.
-      while (!stopWriting) {
-        const { acked: a, failed } = await burst([instance.url], 10, { concurrency: 2, tolerant: true });
-        acked += a.length;
-        failedWrites += failed;
-      }
-    })();
+    // Two writers until told to stop; writes during the outage fail (SERVICE_UNAVAILABLE) and are counted.
+    const writing = Promise.all(
+      [0, 1].map(async () => {
+        while (!stopWriting) {
+          try {
+            await createTask(instance!.url, 'across a PostgreSQL restart');
+            acked++;
+          } catch {
+            failedWrites++;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      }),
+    );
     let stoppedAt: number;
     try {
       await target.receiver.waitFor((reqs) => reqs.length >= 30, '30 deliveries before the restart');
       await observer.end();
+      const ackedAtStop = acked;
       await own.stop();
       stoppedAt = Date.now();
+      // Mid-stream: events written before the stop had not all reached the receiver yet.
+      expect(ackedAtStop).toBeGreaterThan(new Set(target.requests.map(eventOf)).size);
       // The server notices the outage (its writes fail) before PostgreSQL comes back.
       await waitFor(() => failedWrites > 0, 'a write to fail during the outage', 30_000);
       await own.start();
@@ -158,8 +169,8 @@ describe('a PostgreSQL restart', () => {
       await waitFor(() => acked >= ackedAtRestart + 60, 'writes to flow again', 60_000);
     } finally {
       stopWriting = true;
-      await writing;
       if (!own.running) await own.start();
+      await writing;
     }
 
     observer = await connect();
