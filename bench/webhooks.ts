@@ -4,7 +4,7 @@
  * on a fresh database; a loopback receiver in this process answering 200 at once; for each webhook count (1, 10),
  * `createTask` at a steady rate, then flat out, each phase followed by waiting for the backlog to drain.
  *
- *   npm run bench:webhooks [-- --webhooks 1,10 --rate 50 --seconds 10 --flat-seconds 5 --concurrency 16 --no-build]
+ *   npm run bench:webhooks [-- --webhooks 1,10 --rate 50 --seconds 10 --flat-seconds 5 --concurrency 16 --pool 10 --no-build]
  *
  * Commit-to-receipt latency is measured two ways, which bracket the commit: from the arrival of the mutation's
  * HTTP response here (after the commit: a lower bound on the true latency; negative when the POST beats the
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     'flat-seconds': { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '16' },
     'drain-seconds': { type: 'string', default: '30' },
+    pool: { type: 'string', default: '10' },
     'no-build': { type: 'boolean', default: false },
   },
 });
@@ -39,6 +40,7 @@ const seconds = Number(values.seconds);
 const flatSeconds = Number(values['flat-seconds']);
 const concurrency = Number(values.concurrency);
 const drainMs = Number(values['drain-seconds']) * 1000;
+const poolMax = Number(values.pool);
 
 /** Milliseconds since the epoch with sub-millisecond resolution (comparable with the event's `at`). */
 const now = () => performance.timeOrigin + performance.now();
@@ -164,6 +166,8 @@ interface PhaseResult {
   backlogAtStop: number;
   /** From the writes' end until every delivery arrived (undefined: not within the drain timeout). */
   drainMs: number | undefined;
+  /** Deliveries per second after the writes stopped, until drained or the drain timeout: the worker alone. */
+  drainRate: number;
   /** Deliveries per second from the first write to the last receipt. */
   deliveryRateOverall: number;
   backlogAtEnd: number;
@@ -186,7 +190,7 @@ async function main(): Promise<void> {
     // startOurServer passes this process's environment on: the receiver is on loopback, so private addresses
     // must be allowed; everything else stays at its default.
     process.env.WEBHOOK_ALLOW_PRIVATE = 'true';
-    server = await startOurServer({ databaseUrl: db.url, logLevel: 'warn', poolMax: 10 });
+    server = await startOurServer({ databaseUrl: db.url, logLevel: 'warn', poolMax });
     const url = server.url;
     await observer.connect();
     const dbName = new URL(db.url).pathname.slice(1);
@@ -253,8 +257,10 @@ async function main(): Promise<void> {
         const events = await eventsOf([...written.acked.keys()]);
         const eventIds = events.map((e) => e.id);
         const backlogAtStop = backlogOf(created, eventIds);
+        const receivedAtStop = receiver.requests;
         const drained = await waitDrained(created, eventIds, drainMs);
         const drainEnd = now();
+        const drainedCount = receiver.requests - receivedAtStop;
         const load = stopWatch();
         const backlogAtEnd = backlogOf(created, eventIds);
         const fromResponse: number[] = [];
@@ -278,6 +284,7 @@ async function main(): Promise<void> {
           deliveryRateWriting: receivedWriting / ((written.endedAt - written.startedAt) / 1000),
           backlogAtStop,
           drainMs: drained ? drainEnd - written.endedAt : undefined,
+          drainRate: drainedCount / ((drainEnd - written.endedAt) / 1000),
           deliveryRateOverall: delivered / ((lastReceipt - written.startedAt) / 1000),
           backlogAtEnd,
           fromResponse,
@@ -295,14 +302,16 @@ async function main(): Promise<void> {
       .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
 
     const cpus = os.cpus();
-    console.log(`\nWebhook deliveries: ${db.description}, Node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, loopback receiver answering 200 at once`);
+    console.log(`\nWebhook deliveries: ${db.description}, Node ${process.version}, ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, DB_POOL_MAX ${poolMax}, loopback receiver answering 200 at once`);
     for (const { webhooks, phases } of results) {
       console.log(`\n${webhooks} webhook(s)`);
       for (const p of phases) {
         const machine = p.load ? `other work on the machine ${p.load.foreignPct.toFixed(0)}% of a core, the database's backends ${p.load.databasePct.toFixed(0)}%` : 'machine load unknown';
         console.log(`  ${p.label}: ${p.events} events, ${p.writeRate.toFixed(0)} writes/s (${machine})`);
         console.log(`    deliveries/s: ${p.deliveryRateWriting.toFixed(0)} while writing; ${p.deliveryRateOverall.toFixed(0)} from the first write to the last receipt`);
-        console.log(`    backlog when the writes stopped: ${p.backlogAtStop} deliveries; ${p.drainMs === undefined ? `not drained within ${drainMs / 1000} s: ${p.backlogAtEnd} still due` : `drained ${(p.drainMs / 1000).toFixed(1)} s later`}`);
+        const drain = p.drainMs === undefined ? `not drained within ${drainMs / 1000} s: ${p.backlogAtEnd} still due` : `drained ${(p.drainMs / 1000).toFixed(1)} s later`;
+        const alone = p.backlogAtStop > 100 ? `, ${p.drainRate.toFixed(0)} deliveries/s meanwhile (the worker alone)` : '';
+        console.log(`    backlog when the writes stopped: ${p.backlogAtStop} deliveries; ${drain}${alone}`);
         console.log(`    commit -> receipt, from the mutation's response: ${latencySummary(p.fromResponse)}`);
         console.log(`    commit -> receipt, from the event's \`at\`:        ${latencySummary(p.fromAt)}`);
       }
