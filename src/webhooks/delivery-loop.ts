@@ -56,6 +56,8 @@ type Sleep = { promise: Promise<void>; wake: () => void };
 class LeaseLost extends Error {}
 /** Thrown inside the loop when this failure disabled the webhook. */
 class Disabled extends Error {}
+/** Thrown inside the loop when its request was cut by the emergency path. */
+class Aborted extends Error {}
 
 export class DeliveryLoop {
   private webhook: WebhookRow;
@@ -142,6 +144,7 @@ export class DeliveryLoop {
       } catch (err) {
         if (err instanceof LeaseLost) return (this.ended = 'lost');
         if (err instanceof Disabled) return (this.ended = 'disabled');
+        if (err instanceof Aborted) return (this.ended = 'stopped');
         // Once per outage, not once a second: the database being down is reported elsewhere (readiness, breaker).
         if (!this.stopped && !this.failing) this.ctx.log.warn({ err, webhookId: this.webhook.id }, 'webhook delivery: database error; trying again every second');
         this.failing = true;
@@ -262,6 +265,8 @@ export class DeliveryLoop {
     } finally {
       this.attempting = false;
     }
+    // Cut by the emergency path: the endpoint did nothing wrong; whoever leases the webhook next sends it again.
+    if (result.aborted) throw new Aborted();
     this.ctx.onAttempt(result.outcome, result.latencyMs / 1000);
     const attempt = delivery.attempts + 1;
     const fields = { requestId: delivery.id, webhookId: webhook.id, eventId: event.id, attempt, redelivery: delivery.redelivery };
