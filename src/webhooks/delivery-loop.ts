@@ -69,6 +69,9 @@ export class DeliveryLoop {
   private feedChanged = true;
   private heldBackDelay = HELD_BACK_FIRST_MS;
   private readonly redeliveries = new Map<string, DueRedelivery>();
+  /** The redelivery being sent now, and the attempts recorded of each one sent (to tell a stale poll's rows). */
+  private sending: string | undefined;
+  private readonly redeliveryAttempts = new Map<string, number>();
   private attempting = false;
   /** The last step failed on the database (its warning is logged once until a step succeeds). */
   private failing = false;
@@ -121,7 +124,9 @@ export class DeliveryLoop {
 
   /** Queues a due redelivery; sent before the next feed attempt. */
   redeliver(due: DueRedelivery): void {
-    if (this.redeliveries.has(due.delivery.id)) return;
+    const { id, attempts } = due.delivery;
+    // A poll's read from before this loop recorded its last attempt would send it twice.
+    if (this.redeliveries.has(id) || this.sending === id || attempts < (this.redeliveryAttempts.get(id) ?? 0)) return;
     this.redeliveries.set(due.delivery.id, due);
     this.wakeNow();
   }
@@ -244,7 +249,13 @@ export class DeliveryLoop {
     for (const [id, due] of [...this.redeliveries]) {
       if (this.stopped) return;
       this.redeliveries.delete(id);
-      await this.attempt(due.delivery, due.event, undefined);
+      this.sending = id;
+      try {
+        await this.attempt(due.delivery, due.event, undefined);
+        this.redeliveryAttempts.set(id, due.delivery.attempts + 1);
+      } finally {
+        this.sending = undefined;
+      }
     }
   }
 
