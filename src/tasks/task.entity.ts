@@ -6,6 +6,7 @@
  * contract's order and use plain b-tree indexes, and a stray value cannot be stored.
  */
 import { defineEntity, type Opt, type Ref } from '@mikro-orm/core';
+import { TextArrayType } from '../db/text-array.type.js';
 
 export const TASK_STATUSES = ['PENDING', 'IN_PROGRESS', 'REVIEW', 'BLOCKED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 /** Declared from lowest to highest rank, so ascending order is LOW first and CRITICAL sorts greatest. */
@@ -109,7 +110,7 @@ export const TaskSchema = defineEntity({
     assignee: p.string().length(255).nullable(),
     createdBy: p.string().length(255),
     // A literal default: `.default([])` emitted broken SQL in multi-row inserts in MikroORM 6.6.16 (and the schema has it).
-    tags: p.array().defaultRaw(`'{}'`).onCreate(() => []),
+    tags: p.type(TextArrayType).columnType('text[]').defaultRaw(`'{}'`).onCreate(() => []),
     metadata: p.json().defaultRaw(`'{}'`),
     context: p.json().defaultRaw(`'{}'`),
     progress: p.double().default(0),

@@ -23,12 +23,13 @@ const GRAPHQL_PACKAGES = ['graphql', '@apollo/*'];
 const RULES: readonly Rule[] = [
   {
     files: 'src/db/**',
-    forbid: ['src/graphql/**', 'src/tasks/**', 'src/dependencies/**', 'src/events/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES],
+    forbid: ['src/graphql/**', 'src/tasks/**', 'src/dependencies/**', 'src/events/**', 'src/webhooks/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES],
     why: 'the data layer knows neither the API nor the domain',
   },
   { files: 'src/tasks/**', forbid: ['src/graphql/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES], why: 'entities, services and rules know nothing of GraphQL' },
   { files: 'src/dependencies/**', forbid: ['src/graphql/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES], why: 'entities, services and rules know nothing of GraphQL' },
   { files: 'src/events/**', forbid: ['src/graphql/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES], why: 'entities, services and rules know nothing of GraphQL' },
+  { files: 'src/webhooks/**', forbid: ['src/graphql/**', 'src/http/**', 'src/subscriptions/**', ...GRAPHQL_PACKAGES], why: 'webhooks are managed and delivered without GraphQL' },
   { files: 'src/pagination.ts', forbid: ['src/graphql/**', ...GRAPHQL_PACKAGES], why: 'pages and cursors are the domain\'s' },
   { files: 'src/errors.ts', forbid: GRAPHQL_PACKAGES, why: 'domain errors become GraphQL errors at the edge (src/graphql/errors.ts)' },
 ];
