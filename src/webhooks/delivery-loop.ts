@@ -56,6 +56,8 @@ type Sleep = { promise: Promise<void>; wake: () => void };
 class LeaseLost extends Error {}
 /** Thrown inside the loop when this failure disabled the webhook. */
 class Disabled extends Error {}
+/** Thrown inside the loop when its request was cut by the emergency path. */
+class Aborted extends Error {}
 
 export class DeliveryLoop {
   private webhook: WebhookRow;
@@ -67,6 +69,9 @@ export class DeliveryLoop {
   private feedChanged = true;
   private heldBackDelay = HELD_BACK_FIRST_MS;
   private readonly redeliveries = new Map<string, DueRedelivery>();
+  /** The redelivery being sent now, and the attempts recorded of each one sent (to tell a stale poll's rows). */
+  private sending: string | undefined;
+  private readonly redeliveryAttempts = new Map<string, number>();
   private attempting = false;
   /** The last step failed on the database (its warning is logged once until a step succeeds). */
   private failing = false;
@@ -119,7 +124,9 @@ export class DeliveryLoop {
 
   /** Queues a due redelivery; sent before the next feed attempt. */
   redeliver(due: DueRedelivery): void {
-    if (this.redeliveries.has(due.delivery.id)) return;
+    const { id, attempts } = due.delivery;
+    // A poll's read from before this loop recorded its last attempt would send it twice.
+    if (this.redeliveries.has(id) || this.sending === id || attempts < (this.redeliveryAttempts.get(id) ?? 0)) return;
     this.redeliveries.set(due.delivery.id, due);
     this.wakeNow();
   }
@@ -142,6 +149,7 @@ export class DeliveryLoop {
       } catch (err) {
         if (err instanceof LeaseLost) return (this.ended = 'lost');
         if (err instanceof Disabled) return (this.ended = 'disabled');
+        if (err instanceof Aborted) return (this.ended = 'stopped');
         // Once per outage, not once a second: the database being down is reported elsewhere (readiness, breaker).
         if (!this.stopped && !this.failing) this.ctx.log.warn({ err, webhookId: this.webhook.id }, 'webhook delivery: database error; trying again every second');
         this.failing = true;
@@ -241,7 +249,13 @@ export class DeliveryLoop {
     for (const [id, due] of [...this.redeliveries]) {
       if (this.stopped) return;
       this.redeliveries.delete(id);
-      await this.attempt(due.delivery, due.event, undefined);
+      this.sending = id;
+      try {
+        await this.attempt(due.delivery, due.event, undefined);
+        this.redeliveryAttempts.set(id, due.delivery.attempts + 1);
+      } finally {
+        this.sending = undefined;
+      }
     }
   }
 
@@ -262,6 +276,8 @@ export class DeliveryLoop {
     } finally {
       this.attempting = false;
     }
+    // Cut by the emergency path: the endpoint did nothing wrong; whoever leases the webhook next sends it again.
+    if (result.aborted) throw new Aborted();
     this.ctx.onAttempt(result.outcome, result.latencyMs / 1000);
     const attempt = delivery.attempts + 1;
     const fields = { requestId: delivery.id, webhookId: webhook.id, eventId: event.id, attempt, redelivery: delivery.redelivery };

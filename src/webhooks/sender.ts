@@ -20,6 +20,8 @@ export interface AttemptResult {
   latencyMs: number;
   /** Why it failed; undefined when delivered. */
   error?: string;
+  /** Cut by {@link WebhookSender.abortAll} (the emergency path): not the endpoint's failure, and not recorded. */
+  aborted?: boolean;
 }
 
 /** One request to send. */
@@ -47,6 +49,7 @@ export class WebhookSender {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8 });
   private readonly inFlight = new Set<http.ClientRequest>();
+  private readonly aborted = new WeakSet<http.ClientRequest>();
 
   constructor(private readonly options: { allowPrivate: boolean; timeoutMs: number }) {}
 
@@ -108,6 +111,7 @@ export class WebhookSender {
         req.destroy(new Error(`no answer within WEBHOOK_TIMEOUT_MS (${this.options.timeoutMs} ms)`));
       }, this.options.timeoutMs);
       req.on('error', (err: Error) => {
+        if (this.aborted.has(req)) return finish({ ...fail('network_error', err.message), aborted: true });
         if (timedOut) return finish(fail('timeout', err.message));
         if (err instanceof UrlPolicyError) return finish(fail('refused', `refused: ${err.message}`));
         const code = (err as NodeJS.ErrnoException).code;
@@ -151,7 +155,10 @@ export class WebhookSender {
 
   /** Cuts every request in flight (the emergency path): each resolves as a network error. */
   abortAll(): void {
-    for (const req of this.inFlight) req.destroy(new Error('the server is shutting down'));
+    for (const req of this.inFlight) {
+      this.aborted.add(req);
+      req.destroy(new Error('the server is shutting down'));
+    }
   }
 
   /** Closes the keep-alive sockets. */

@@ -194,6 +194,8 @@ export class WebhookWorker {
     void loop.done.then((end: LoopEnd) => {
       if (this.loops.get(row.id) === loop) this.loops.delete(row.id);
       if (end === 'lost') log.info({ webhookId: row.id, owner: this.owner }, 'webhook lease lost during a delivery: another instance goes on');
+      // A lease still (or again) this instance's, e.g. a webhook disabled and re-enabled meanwhile, gets its loop now.
+      if (end !== 'disabled') this.tick(true);
     });
   }
 

@@ -4,11 +4,16 @@
  * signature of a rotation's overlap (docs/webhooks.md, "Verifying a request").
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { useServer } from '../helpers/server.js';
 import { startReceiver, type ReceivedRequest, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { insertWebhook } from '../helpers/webhooks.js';
+import { ROOT } from '../helpers/child.js';
 
 // A short lease: the worker re-reads its webhooks (and so their secrets) every third of it.
 const { db, server } = useServer('webhook_signature', { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_LEASE_MS: '1500' });
@@ -72,6 +77,44 @@ describe('webhook signatures', () => {
     expect(verify(secret, { ...r.headers, 'x-webhook-timestamp': String(Number(r.headers['x-webhook-timestamp']) + 1) }, r.body)).toBe(false);
     // Too old (a replay): outside the tolerance, even with a good signature.
     expect(verify(secret, r.headers, r.body, 300, Date.now() + 600_000)).toBe(false);
+  });
+
+  it("passes the documentation's verification snippet, the same in the README and docs/webhooks.md", async () => {
+    // The first js block after the heading, run as receivers would copy it.
+    const snippet = (file: string, heading: string) => {
+      const text = readFileSync(path.join(ROOT, file), 'utf8');
+      const at = text.indexOf(`\n${heading}\n`);
+      const match = at < 0 ? null : /```js\n([\s\S]*?)```/.exec(text.slice(at));
+      if (!match) throw new Error(`no js block after "${heading}" in ${file}`);
+      return match[1]!;
+    };
+    const code = snippet('docs/webhooks.md', '## Verifying a request');
+    expect(snippet('README.md', '## Webhooks')).toBe(code);
+    const dir = mkdtempSync(path.join(tmpdir(), 'webhook-snippet-'));
+    try {
+      writeFileSync(path.join(dir, 'verify.mjs'), code);
+      type Verify = (secret: string, headers: IncomingHttpHeaders, rawBody: string | Buffer, toleranceSeconds?: number) => boolean;
+      const { verifyWebhook } = (await import(pathToFileURL(path.join(dir, 'verify.mjs')).href)) as { verifyWebhook: Verify };
+      const receiver = await startReceiver();
+      receivers.push(receiver);
+      const secret = 'whsec_documented';
+      await insertWebhook(db.url, { url: receiver.url, secret });
+      await createTask('checked by the documented snippet');
+      await receiver.waitFor((rs) => rs.length >= 1, 'a delivery');
+      const r = receiver.requests[0]!;
+      expect(verifyWebhook(secret, r.headers, r.body)).toBe(true);
+      expect(verifyWebhook(secret, r.headers, Buffer.from(r.body))).toBe(true);
+      expect(verifyWebhook('whsec_other', r.headers, r.body)).toBe(false);
+      expect(verifyWebhook(secret, r.headers, `${r.body} `)).toBe(false);
+      expect(verifyWebhook(secret, { ...r.headers, 'x-webhook-timestamp': String(Math.floor(Date.now() / 1000) - 3600) }, r.body)).toBe(false);
+      // Two signatures (a rotation): either secret passes.
+      const ts = String(r.headers['x-webhook-timestamp']);
+      const two = `v1=${createHmac('sha256', 'whsec_new').update(`${ts}.${r.body}`).digest('hex')}, ${String(r.headers['x-webhook-signature'])}`;
+      expect(verifyWebhook(secret, { ...r.headers, 'x-webhook-signature': two }, r.body)).toBe(true);
+      expect(verifyWebhook('whsec_new', { ...r.headers, 'x-webhook-signature': two }, r.body)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('signs with both secrets during a rotation overlap, the new one first, then with the new one alone', async () => {
