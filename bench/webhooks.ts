@@ -317,6 +317,18 @@ async function main(): Promise<void> {
       }
     }
     console.log(`\nduplicates received: ${receiver.duplicates}; requests: ${receiver.requests}; webhook_backlog_events at the end (all webhooks): ${backlogGauge}`);
+    // The server runs at LOG_LEVEL=warn: whatever it logged is a warning or worse, and may explain a stall.
+    const warnings = new Map<string, number>();
+    for (const line of server.lines) {
+      let msg = line;
+      try {
+        msg = String((JSON.parse(line) as { msg?: unknown }).msg);
+      } catch {
+        // not JSON: counted as written
+      }
+      warnings.set(msg, (warnings.get(msg) ?? 0) + 1);
+    }
+    console.log(`server warnings and errors: ${warnings.size === 0 ? 'none' : [...warnings].map(([m, n]) => `${n} × "${m}"`).join('; ')}`);
   } finally {
     await server?.stop();
     await observer.end().catch(() => undefined);
