@@ -1,6 +1,7 @@
 /**
  * Webhooks across restarts: nothing is skipped when the delivering server stops and events are written while no
- * worker runs (another instance with WEBHOOK_WORKER=false takes the writes), nor when PostgreSQL itself restarts
+ * worker runs (another instance with WEBHOOK_WORKER=false takes the writes), nor when it crashes mid-POST and
+ * starts again (only the event in flight is sent again, once the dead one's lease ended), nor when PostgreSQL itself restarts
  * mid-stream (a PostgreSQL this file owns); and delivery works behind PgBouncer in transaction pooling, leases
  * included (two instances share the webhooks; SIGKILL of one hands its webhooks to the other).
  */
@@ -17,6 +18,7 @@ import {
   burst,
   createTask,
   createWebhook,
+  deleteAllWebhooks,
   duplicates,
   eventOf,
   feedAfter,
@@ -55,6 +57,7 @@ describe('a server restart', () => {
   beforeAll(async () => {
     db = await createTestDatabase('wh_restart');
     observer = await db.client();
+    manager = await start('tt-wh-manager', { WEBHOOK_WORKER: 'false' }); // it migrates the new database
   });
   afterAll(async () => {
     await Promise.all(started.map((i) => stopInstance(i)));
@@ -62,15 +65,16 @@ describe('a server restart', () => {
     await db?.drop();
   });
 
+  const start = async (name: string, env: Record<string, string> = {}) => {
+    const instance = await startInstance(name, { DATABASE_URL: db.url, ...env });
+    started.push(instance);
+    return instance;
+  };
+  /** Manages webhooks and takes writes, but never delivers. */
+  let manager: Instance;
+
   it('skips nothing written while no worker runs: the next start delivers it all, in order', async () => {
-    const start = async (name: string, env: Record<string, string> = {}) => {
-      const instance = await startInstance(name, { DATABASE_URL: db.url, ...env });
-      started.push(instance);
-      return instance;
-    };
-    const worker = await start('tt-wh-worker'); // migrates first
-    // Manages webhooks and takes writes, but never delivers.
-    const manager = await start('tt-wh-manager', { WEBHOOK_WORKER: 'false' });
+    const worker = await start('tt-wh-worker');
     const target = await startTarget(() => ({ status: 200, delayMs: 2 }));
     targets.push(target);
     const before = await lastEventId(observer);
@@ -100,6 +104,47 @@ describe('a server restart', () => {
     const late = target.requests.filter((r) => !first.includes(eventOf(r)));
     expect(late).toHaveLength(50);
     expect(late.every((r) => r.receivedAt >= restartedAt)).toBe(true);
+    expect(ownedBy((await leaseOwners(observer)).get(target.webhookId), again.pid)).toBe(true);
+    expect((await stopInstance(again))?.code).toBe(0);
+    await deleteAllWebhooks(observer);
+  }, 120_000);
+
+  it('after a crash (SIGKILL mid-POST), the next start resumes at the stored position: nothing skipped, only the event in flight again', async () => {
+    const worker = await start('tt-wh-crashing');
+    const HELD = 14;
+    // The 15th request is held far longer than the lease: the worker dies with it in flight.
+    const target = await startTarget((_r, index) => ({ status: 200, delayMs: index === HELD ? 10_000 : 2 }));
+    targets.push(target);
+    const before = await lastEventId(observer);
+    await createWebhook(manager.url, target);
+
+    const writing = burst([manager.url], 60, { concurrency: 2 });
+    // Awaited below; this only keeps a failure before then from surfacing as an unhandled rejection.
+    writing.catch(() => undefined);
+    await target.receiver.waitFor((reqs) => reqs.length > HELD, 'the held request');
+    worker.child.kill('SIGKILL');
+    await worker.child.exited;
+    target.forgetInFlight();
+    const heldEvent = eventOf(target.requests[HELD]!);
+    expect((await writing).acked).toHaveLength(60);
+    await feedCaughtUp(db);
+    const expected = await feedAfter(observer, before);
+    expect(expected).toHaveLength(60);
+    // Nothing was delivered past the held event: the stored position is before it.
+    const { rows } = await observer.query<{ id: string; ends: number }>(
+      'select position_id::text as id, extract(epoch from lease_expires_at) * 1000 as ends from webhook where id = $1',
+      [target.webhookId],
+    );
+    expect(expected.indexOf(rows[0]!.id)).toBeLessThan(expected.indexOf(heldEvent));
+    const leaseEnds = Number(rows[0]!.ends);
+
+    const again = await start('tt-wh-restarted');
+    await allDelivered(observer, target, expected);
+    expect(firstArrivals(target.requests)).toEqual(expected);
+    expect(duplicates(target.requests)).toEqual([heldEvent]);
+    expect(target.maxInFlight).toBe(1);
+    // The restarted server waited for the dead one's lease to end before sending anything.
+    expect(target.requests.slice(HELD + 1).every((r) => r.receivedAt >= leaseEnds - 5)).toBe(true);
     expect(ownedBy((await leaseOwners(observer)).get(target.webhookId), again.pid)).toBe(true);
   }, 120_000);
 });
