@@ -12,6 +12,7 @@ import { TaskService } from '../tasks/task.service.js';
 import { StatusService } from '../tasks/status.service.js';
 import { DependencyService } from '../dependencies/dependency.service.js';
 import { RemovalService } from '../tasks/removal.service.js';
+import { WebhookService } from '../webhooks/webhook.service.js';
 import type { HealthService } from '../http/health.service.js';
 import type { TransactionRunner } from '../db/transaction.js';
 import type { Principal } from '../auth/authenticator.js';
@@ -56,6 +57,8 @@ export interface GraphQLContext {
   readonly status: StatusService;
   readonly dependencies: DependencyService;
   readonly removal: RemovalService;
+  /** Webhooks: refuses every call (FORBIDDEN) when authentication is on and the token lacks the write scope. */
+  readonly webhooks: WebhookService;
   readonly health: HealthService;
   /**
    * A loader built on demand and shared by the whole operation, memoized under `key` (which must encode every
@@ -79,6 +82,7 @@ class OperationContext implements GraphQLContext {
   readonly loaders: TaskLoaders;
   readonly health: HealthService;
   private readonly transactions: TransactionRunner;
+  private readonly webhookSettings: WebhookSettings;
   private readonly loggerContext: { opKey: number; requestId: string };
   private readonly memo = new Map<string, DataLoader<unknown, unknown>>();
   /**
@@ -86,7 +90,7 @@ class OperationContext implements GraphQLContext {
    * field set on the copy would not reach the loaders made here.
    */
   private readonly document: { columns?: TaskColumns } = {};
-  private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService } = {};
+  private lazy: { tasks?: TaskService; status?: StatusService; dependencies?: DependencyService; removal?: RemovalService; webhooks?: WebhookService } = {};
 
   constructor(
     root: EntityManager,
@@ -101,6 +105,7 @@ class OperationContext implements GraphQLContext {
     this.actor = caller.principal?.subject ?? 'anonymous';
     this.health = services.health;
     this.transactions = services.transactions;
+    this.webhookSettings = services.webhooks;
     this.loggerContext = { opKey: operation.key, requestId: operation.requestId };
     this.em = root.fork({ loggerContext: this.loggerContext });
     this.loaders = createTaskLoaders(this.em, () => this.document.columns);
@@ -128,6 +133,13 @@ class OperationContext implements GraphQLContext {
 
   get removal(): RemovalService {
     return (this.lazy.removal ??= new RemovalService(this.em, this.actor, this.transactions));
+  }
+
+  get webhooks(): WebhookService {
+    const settings = this.webhookSettings;
+    // With authentication off, everyone may; with it on, only a token with the write scope.
+    const mayManage = this.principal === undefined || this.principal.canWrite;
+    return (this.lazy.webhooks ??= new WebhookService(this.em, this.transactions, { config: settings.config, changed: () => settings.changed(), mayManage }));
   }
 
   loader<K, V>(key: string, create: () => DataLoader<K, V>): DataLoader<K, V> {

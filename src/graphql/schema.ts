@@ -8,6 +8,7 @@ import { GraphQLDateTimeISO, GraphQLJSONObject } from 'graphql-scalars';
 import { PROJECT_ROOT } from '../db/orm.js';
 import { taskResolvers } from './resolvers/task.resolvers.js';
 import { listingResolvers } from './resolvers/listing.resolvers.js';
+import { webhookResolvers } from './resolvers/webhook.resolvers.js';
 import { subscriptionResolvers } from '../subscriptions/subscription.resolvers.js';
 import type { Resolvers } from './generated/resolvers-types.js';
 import { mergeResolvers, type ResolverMap } from './resolver-types.js';
@@ -35,6 +36,7 @@ export function createResolvers(): ResolverMap {
     { Query: { health: (_, __, ctx) => ctx.health.check() } } satisfies Resolvers,
     taskResolvers,
     listingResolvers,
+    webhookResolvers,
     subscriptionResolvers,
   );
 }
