@@ -50,6 +50,7 @@ async function nextRequest(id: string, since: number): Promise<ReceivedRequest> 
   return receiver.requests.find(matches)!;
 }
 
+/** Whether `secret` signed `request`, by the typed client's check. */
 const verified = (request: ReceivedRequest, secret: string) => verifyWebhookSignature({ secret, headers: request.headers, body: request.body });
 
 describe('task-tracker webhooks', () => {
@@ -88,7 +89,7 @@ describe('task-tracker webhooks', () => {
     expect(page.nodes).toHaveLength(1);
     expect(page.totalCount).toBeGreaterThanOrEqual(1);
     expect(json.stdout).not.toContain(secret);
-  });
+  }, 60_000);
 
   it('lists deliveries with their status, filtered by status, and redelivers an event as a new delivery', async () => {
     const made = JSON.parse((await cli(['webhooks', 'create', '--target', receiver.url, '--tag', 'redeliver', '--json', ...url()])).stdout) as { webhook: { id: string } };
@@ -124,7 +125,7 @@ describe('task-tracker webhooks', () => {
     const redelivered = await nextRequest(id, before);
     expect(header(redelivered, 'x-webhook-event')).toBe(eventId);
     expect(header(redelivered, 'x-webhook-delivery')).not.toBe(header(first, 'x-webhook-delivery'));
-  });
+  }, 60_000);
 
   it('rotates the secret (printed once; the old one keeps signing beside it), updates, disables, enables and deletes', async () => {
     const created = await cli(['webhooks', 'create', '--target', receiver.url, '--kind', 'created', '--tag', 'rotate', '--json', ...url()]);
@@ -175,7 +176,7 @@ describe('task-tracker webhooks', () => {
     expect(JSON.parse(gone.stderr)).toMatchObject({ error: { code: 'NOT_FOUND' } });
     const listed = JSON.parse((await cli(['webhooks', 'list', '--first', '100', '--json', ...url()])).stdout) as { nodes: Array<{ id: string }> };
     expect(listed.nodes.map((w) => w.id)).not.toContain(id);
-  });
+  }, 60_000);
 
   it('refuses usage errors with exit 2 and a line saying what is wrong, before sending anything', async () => {
     // A server that is not there: a command that got as far as sending would exit 1, not 2.
