@@ -6,9 +6,9 @@
  *
  * Every statement, the ORM's and our hand-written ones (src/db/sql.ts), is sent with bind parameters: MikroORM
  * hands `execute` a text with `?` placeholders and the values it would inline (`platform.formatQuery`); we send
- * `$1..$n` and the values, converted as formatQuery means them ({@link bindStatement}). Outside a transaction the
- * statement runs on a connection of the pool as a named prepared statement (parsed and planned once per connection);
- * inside one, unnamed on the transaction's connection. A statement whose values cannot be bound that way runs
+ * `$1..$n` and the values, converted as formatQuery means them ({@link bindStatement}), as a named prepared statement
+ * (parsed and planned once per connection): outside a transaction on a connection of the pool, inside one on the
+ * transaction's connection. A statement whose values cannot be bound that way runs
  * through MikroORM's own path, inlined, as before (so do `em.stream`'s, which do not come through `execute`).
  *
  * With read replicas (DATABASE_REPLICA_URLS, MikroORM's `replicas`), `getConnection('read')` asks the app's
@@ -472,6 +472,10 @@ export function resilientDriver(
     /** Sends `bound` on the transaction's connection, or on one of the pool's. */
     private async send(bound: BoundStatement, ctx: unknown, abort: unknown): Promise<{ rows: unknown[]; numAffectedRows?: bigint }> {
       if (ctx !== undefined && ctx !== null) {
+        // On the transaction's own pg connection, named as outside one (its plan is reused by the next transaction
+        // on that connection); a cancellable statement, or a savepoint's, goes through Kysely, which knows them.
+        const client = abort === undefined ? held.get(ctx) : undefined;
+        if (client) return this.onClient(client, bound, true);
         return (ctx as KyselyRunner).executeQuery(CompiledQuery.raw(bound.text, bound.values), abort);
       }
       // A cancellable statement goes through Kysely, which knows how to cancel it.

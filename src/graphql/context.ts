@@ -115,7 +115,7 @@ class OperationContext implements GraphQLContext {
   }
 
   get tasks(): TaskService {
-    return (this.lazy.tasks ??= new TaskService(this.em, this.actor, this.transactions, this.principal !== undefined));
+    return (this.lazy.tasks ??= new TaskService(this.em, this.actor, this.transactions, this.principal !== undefined, () => this.document.columns));
   }
 
   get status(): StatusService {

@@ -8,10 +8,10 @@ import { ForeignKeyConstraintViolationException, LockMode, UniqueConstraintViola
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
 import { AppError } from '../errors.js';
-import { Task } from './task.entity.js';
+import { Task, type TaskView } from './task.entity.js';
 import { recordChange, recordEvent } from './task.changes.js';
 import { TaskRepository } from './task.repository.js';
-import { taskModel } from './task.model.js';
+import { taskModel, type TaskColumns } from './task.model.js';
 import { parseId, validateCreate, validateUpdate, type CreateTaskInput, type NewTask, type TaskChanges, type UpdateTaskInput } from './task.validation.js';
 
 /** The most tasks `createTasks` and `updateTasks` take at once. */
@@ -35,22 +35,51 @@ export class TaskService {
     private readonly transactions: TransactionRunner,
     /** With authentication on, `createdBy` is the caller, whatever the input says. */
     private readonly actorIsAuthenticated = false,
+    /** The task columns the operation reads (undefined: every column): what a created task is returned with. */
+    private readonly columns: () => TaskColumns | undefined = () => undefined,
   ) {}
 
   /**
-   * Creates a task. With a client-supplied id that exists already, returns the existing task unchanged; when
-   * several such calls race, the losers' inserts fail on the primary key and they return the winner's task.
+   * Creates a task with its CREATED event in one statement (TaskRepository.insertWithEvent, the one write outside
+   * the unit of work: bench/README.md, "Ninth round"). With a client-supplied id that exists already, returns the
+   * existing task unchanged; when several such calls race, the losers wait for the winner's insert and return its
+   * task.
    */
-  async create(input: CreateTaskInput): Promise<Task> {
-    const [task] = await this.createMany([input], false);
-    return task as Task;
+  async create(input: CreateTaskInput): Promise<TaskView> {
+    const item = validateCreate(input);
+    if (this.actorIsAuthenticated) item.createdBy = this.actor;
+    if (item.id && item.id === item.parentId) throw new AppError('CYCLE_DETECTED', 'A task cannot be its own parent', { field: 'parentId' });
+    const { id: clientId, parentId, ...fields } = item;
+    const id = clientId ?? randomUUID();
+    const repository = new TaskRepository(this.em);
+    const columns = this.columns();
+    for (let attempt = 0; ; attempt++) {
+      const now = new Date();
+      const { title, type, priority, assignee } = item;
+      const created = await this.parentMustExist([item], false, () =>
+        repository.insertWithEvent(
+          { ...fields, id, parent: parentId, status: 'PENDING', version: 1, createdAt: now, updatedAt: now },
+          { taskId: id, kind: 'CREATED', actor: this.actor, at: now, changes: { title, type, priority, status: 'PENDING', assignee, parentId } },
+          clientId !== undefined,
+          columns,
+        ),
+      );
+      if (created) return created;
+      // The client id exists: that task, unchanged (unless it was deleted in between: then create it after all).
+      const [existing] = await repository.byIds([id], columns);
+      if (existing || attempt > 0) {
+        if (!existing) throw AppError.notFound('Task', id);
+        return existing;
+      }
+    }
   }
 
   /**
    * Creates up to 100 tasks in one transaction, all or none. Each input follows `create`'s rules; a parent may be
    * another task of the same batch. An error names the input's `index`.
    */
-  async createMany(inputs: readonly CreateTaskInput[], batch = true): Promise<Task[]> {
+  async createMany(inputs: readonly CreateTaskInput[]): Promise<Task[]> {
+    const batch = true;
     if (inputs.length > MAX_BATCH) throw AppError.badInput(`at most ${MAX_BATCH} tasks per batch (got ${inputs.length})`, 'inputs');
     const items = inputs.map((input, index) =>
       withIndex(batch, index, () => {

@@ -69,7 +69,7 @@ describe.skipIf(skipWithout(pgbouncerMissing))(`behind PgBouncer (transaction po
 
     const run = await runMigrate({ DATABASE_URL: bouncer.url(db.name), DB_PGBOUNCER: 'true', DATABASE_MIGRATION_URL: db.url });
     expect(run.code, run.stderr).toBe(0);
-    const migrations = (await readdir(path.join(ROOT, 'migrations'))).flatMap((f) => /^(Migration\d+)\.ts$/.exec(f)?.[1] ?? []).sort();
+    const migrations = (await readdir(path.join(ROOT, 'migrations'))).flatMap((f) => /^(Migration\d+(?:_\w+)?)\.ts$/.exec(f)?.[1] ?? []).sort();
     expect(migrations.length).toBeGreaterThanOrEqual(2);
     expect(run.lines.find((l) => l.msg === 'migrations applied')?.applied).toEqual(migrations);
 

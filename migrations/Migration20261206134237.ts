@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261206134237_webhooks extends Migration {
+export class Migration20261206134237 extends Migration {
 
-  override name = 'Migration20261206134237_webhooks';
+  override name = 'Migration20261206134237';
 
   override up(): void | Promise<void> {
     this.addSql(`create type "webhook_delivery_status" as enum ('PENDING', 'DELIVERED', 'FAILED');`);
