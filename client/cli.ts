@@ -6,7 +6,14 @@
  *   task-tracker tasks create --title T [--description D] [--priority P] [--type T] [--assignee A] [--tag T ...] [--due ISO] [--parent ID]
  *   task-tracker tasks start|complete|fail ID [--result R] [--error E]
  *   task-tracker tasks stats
+ *   task-tracker webhooks list [--first N] [--after C]
+ *   task-tracker webhooks show|enable|disable|rotate-secret|delete ID
+ *   task-tracker webhooks create --target URL [--kind K,..] [--task ID] [--assignee A] [--tag T ...] [--description D]
+ *   task-tracker webhooks update ID [--target URL] [--kind K,..|all] [--task ID] [--assignee A] [--tag T ...] [--no-filter] [--description D]
+ *   task-tracker webhooks deliveries ID [--status S] [--first N] [--after C]
+ *   task-tracker webhooks redeliver ID EVENT_ID
  *
+ * The webhooks commands are in cli-webhooks.ts; `--target` names the webhook's URL because `--url` is the server's.
  * Options: --url (TASK_TRACKER_URL, default http://localhost:4000/graphql), --token (TASK_TRACKER_TOKEN), --json.
  * Exit codes: 0 done, 1 server unavailable or failed, 2 usage error, 3 not found, 4 refused (invalid input, a
  * transition the status machine forbids, a conflict), 5 not authenticated or not allowed.
@@ -29,16 +36,18 @@ import {
 } from '@task-tracker/client';
 import { maskSecrets } from '../src/secrets.js';
 import { printDetail, printTable } from './cli-output.js';
+import { WEBHOOKS_USAGE, WEBHOOK_OPTIONS, runWebhooks } from './cli-webhooks.js';
 
-const USAGE = `usage: task-tracker tasks <list|show|create|start|complete|fail|stats> [options]
+const TASKS_USAGE = `usage: task-tracker tasks <list|show|create|start|complete|fail|stats> [options]
   list    [--status S,..] [--priority P,..] [--assignee A] [--tag T] [--search Q] [--first N] [--after CURSOR]
   show    ID
   create  --title T [--description D] [--priority P] [--type T] [--assignee A] [--tag T]... [--due ISO] [--parent ID]
   start   ID
   complete ID [--result R]
   fail    ID [--error MESSAGE]
-  stats
-options: --url URL (or TASK_TRACKER_URL)  --token JWT (or TASK_TRACKER_TOKEN)  --json`;
+  stats`;
+const OPTIONS = 'options: --url URL (or TASK_TRACKER_URL)  --token JWT (or TASK_TRACKER_TOKEN)  --json';
+const USAGE = `${TASKS_USAGE}\n${WEBHOOKS_USAGE}\n${OPTIONS}`;
 
 class UsageError extends Error {}
 
@@ -80,16 +89,20 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
       result: { type: 'string' },
       error: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
+      ...WEBHOOK_OPTIONS,
     },
   });
   const [group, command, id] = positionals;
-  if (values.help || group !== 'tasks' || !command) throw new UsageError(USAGE);
+  if (group === 'webhooks' && (values.help || !command)) throw new UsageError(`${WEBHOOKS_USAGE}\n${OPTIONS}`);
+  if (group === 'tasks' && (values.help || !command)) throw new UsageError(`${TASKS_USAGE}\n${OPTIONS}`);
+  if ((group !== 'tasks' && group !== 'webhooks') || !command) throw new UsageError(USAGE);
   const client = createClient({ url: values.url ?? env.TASK_TRACKER_URL ?? 'http://localhost:4000/graphql', token: values.token ?? env.TASK_TRACKER_TOKEN });
+  const show = (value: unknown, human: () => void) => (values.json ? out(JSON.stringify(value, null, 2)) : human());
+  if (group === 'webhooks') return runWebhooks(command, positionals.slice(2), values, { client, out, show, usage: (message) => new UsageError(message) });
   const needId = () => {
     if (!id) throw new UsageError(`task-tracker tasks ${command} needs a task ID`);
     return id;
   };
-  const show = (value: unknown, human: () => void) => (values.json ? out(JSON.stringify(value, null, 2)) : human());
 
   switch (command) {
     case 'list': {
@@ -157,7 +170,7 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (line: string) =
       return 0;
     }
     default:
-      throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+      throw new UsageError(`unknown command "${command}"\n${TASKS_USAGE}\n${OPTIONS}`);
   }
 }
 

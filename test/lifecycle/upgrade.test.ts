@@ -16,6 +16,9 @@ const MIGRATIONS = readdirSync(path.join(ROOT, 'migrations'))
   .map((f) => f.replace(/\.ts$/, ''))
   .sort();
 
+/** The migrations that existed when the fixtures were made: `full` holds all of them, later ones are new to it. */
+const MIKRO_ORM_6_MIGRATIONS = MIGRATIONS.slice(0, 4);
+
 const databases: TestDatabase[] = [];
 afterAll(async () => {
   for (const db of databases) await db.drop();
@@ -73,15 +76,19 @@ describe('a database MikroORM 6 migrated', () => {
     }
   });
 
-  it('fully migrated, with rows its server wrote: runs no migration, serves and changes those rows', async () => {
+  it('with every migration of its time and rows its server wrote: runs only the newer ones, serves and changes those rows', async () => {
     const db = await restored('full');
     const before = await migrationRows(db);
-    expect(before.map((r) => r.name)).toEqual(MIGRATIONS);
+    expect(before.map((r) => r.name)).toEqual(MIKRO_ORM_6_MIGRATIONS);
 
     const server = await startServer(db.url);
     try {
-      expect(server.logs.some((l) => l.msg === 'schema is up to date')).toBe(true);
-      expect(await migrationRows(db)).toEqual(before);
+      const newer = MIGRATIONS.slice(MIKRO_ORM_6_MIGRATIONS.length);
+      if (newer.length === 0) expect(server.logs.some((l) => l.msg === 'schema is up to date')).toBe(true);
+      else expect(server.logs.find((l) => l.msg === 'migrations applied')?.applied).toEqual(newer);
+      const recorded = await migrationRows(db);
+      expect(recorded.slice(0, before.length)).toEqual(before);
+      expect(recorded.map((r) => r.name)).toEqual(MIGRATIONS);
 
       const parent = '6b7a1f0e-6c11-4b6e-9a55-000000000001';
       const read = await server.gql<{ task: Record<string, unknown> }>(

@@ -9,6 +9,9 @@
  * WAL position its commit reached). The client keeps the highest one it has received and sends it on every later
  * request, so its reads are served only by a replica that has replayed its writes (or by the primary). From another
  * origin a browser lets scripts read that header only when the server exposes it: a server with CORS_ORIGINS does.
+ *
+ * Receivers of the server's webhooks check each request with `verifyWebhookSignature` (Web Crypto, see
+ * webhook-signature.ts).
  */
 import { print } from 'graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
@@ -16,6 +19,7 @@ import { createClient as createWsClient, type Client as WsClient, type ClientOpt
 import { WatchTaskEventsDocument, type WatchTaskEventsSubscription, type WatchTaskEventsSubscriptionVariables } from './generated/graphql.js';
 
 export * from './generated/graphql.js';
+export * from './webhook-signature.js';
 
 /**
  * A GraphQL error from the server: `code` is its `extensions.code` (docs/API.md, "Errors"), `extensions` the rest,
