@@ -203,9 +203,12 @@ describe('two instances delivering on one database', () => {
     // The event held at the kill never got its answer to the victim: the survivor sent it again, after the lease ended.
     const resent = ts[0]!.requests.filter((r) => eventOf(r) === heldEvent);
     expect(resent).toHaveLength(2);
+    // Its lease was still live at the kill, so the survivor had to wait for it to end.
+    expect(leaseEnds.get(ts[0]!.webhookId)!).toBeGreaterThan(killedAt);
     // (The lease's end is PostgreSQL's clock, the arrival this process's: one machine, one clock; 5 ms for rounding.)
     expect(resent[1]!.receivedAt).toBeGreaterThanOrEqual(leaseEnds.get(ts[0]!.webhookId)! - 5);
-    expect(resent[1]!.receivedAt - killedAt).toBeLessThan(20_000);
+    // docs/webhooks.md: another instance takes over within the lease plus a second (2 s more here for a busy machine).
+    expect(resent[1]!.receivedAt - leaseEnds.get(ts[0]!.webhookId)!).toBeLessThan(3000);
     // Every webhook is the survivor's now.
     const after = await leased(ts, [survivor]);
     expect([...after.values()].every((o) => ownedBy(o, survivor.pid))).toBe(true);
@@ -254,7 +257,8 @@ describe('two instances delivering on one database', () => {
     expect(next, 'a request after the held one').toBeDefined();
     const takeoverMs = next.receivedAt - exitedAt;
     console.log(`takeover after SIGTERM: ${takeoverMs} ms after the stopping instance exited (lease ${LEASE_MS} ms)`);
-    expect(takeoverMs).toBeLessThan(LEASE_MS / 2);
+    // docs/webhooks.md says within a second; 5 s leaves room for a busy machine and is still a quarter of the lease.
+    expect(takeoverMs).toBeLessThan(5000);
     const owners = await leased(ts, [survivor]);
     expect([...owners.values()].every((o) => ownedBy(o, survivor.pid))).toBe(true);
   }, 120_000);
