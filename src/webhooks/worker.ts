@@ -83,7 +83,8 @@ export class WebhookWorker {
   start(root: EntityManager): void {
     if (this.root || this.stopping) return;
     this.root = root;
-    this.poll = setInterval(() => this.tick(), this.options.pollIntervalMs ?? POLL_MS);
+    // At least four rounds per lease, so a short WEBHOOK_LEASE_MS is still renewed a third of the way through.
+    this.poll = setInterval(() => this.tick(), this.options.pollIntervalMs ?? Math.min(POLL_MS, Math.floor(this.options.config.leaseMs / 4)));
     this.poll.unref();
     this.options.log.info({ owner: this.owner }, 'webhook delivery worker started');
     this.tick();

@@ -191,6 +191,29 @@ describe('webhook delivery faults', () => {
     });
   });
 
+  it('keeps a short lease (WEBHOOK_LEASE_MS=1000) renewed: one owner for several lease lengths, never lost', async () => {
+    const leaseDb = await createTestDatabase('webhook_short_lease');
+    const short = await startServer(leaseDb.url, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_LEASE_MS: '1000' });
+    try {
+      const r = await receiver();
+      const hook = await insertWebhook(leaseDb.url, { url: r.url });
+      await waitFor(() => short.logs.find((l) => l.msg === 'webhook lease taken: delivering it from this instance'), 'the lease taken');
+      const owner = (await readWebhook(leaseDb.url, hook.id))?.lease_owner;
+      const started = Date.now();
+      // Deliveries keep flowing for four lease lengths; each one waits for the one before.
+      for (let i = 0; Date.now() - started < 4000; i++) {
+        await createTask(short, `short lease ${i}`);
+        await r.waitFor((rs) => rs.length > i, `delivery ${i}`);
+      }
+      expect(short.logs.filter((l) => String(l.msg).startsWith('webhook lease lost'))).toEqual([]);
+      expect(short.logs.filter((l) => l.msg === 'webhook lease taken: delivering it from this instance')).toHaveLength(1);
+      expect((await readWebhook(leaseDb.url, hook.id))?.lease_owner).toBe(owner);
+    } finally {
+      await short.stop();
+      await leaseDb.drop();
+    }
+  });
+
   // Last: it stops the file's server.
   it('stops gracefully: waits for the delivery in flight, records it, then releases the lease', async () => {
     const r = await receiver();
