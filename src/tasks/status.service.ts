@@ -7,12 +7,12 @@ import { raw } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { TransactionRunner } from '../db/transaction.js';
 import { AppError } from '../errors.js';
-import { TaskDependency } from '../dependencies/dependency.entity.js';
 import type { LogLevel } from './execution.entity.js';
 import { TaskExecution } from './execution.entity.js';
 import { Task, type TaskStatus } from './task.entity.js';
 import { recordChange } from './task.changes.js';
 import { lockTask } from './task.service.js';
+import { TaskRepository } from './task.repository.js';
 import { applyTransition, assertTransition, TRANSITIONS, type TransitionDetails } from './transitions.js';
 import { parseId, parseProgress } from './task.validation.js';
 
@@ -34,11 +34,9 @@ export class StatusService {
       const from = task.status;
       assertTransition(from, to);
       if (to === 'IN_PROGRESS') {
-        const blockers = await tx.find(TaskDependency, { task: taskId, dependsOn: { status: { $ne: 'COMPLETED' } } }, { orderBy: { dependsOn: 'asc' } });
+        const blockers = await new TaskRepository(tx).blockers(taskId);
         if (blockers.length > 0) {
-          throw new AppError('BLOCKED_BY_DEPENDENCY', `The task waits for ${blockers.length} task(s) that are not COMPLETED`, {
-            blockers: blockers.map((d) => d.dependsOn.id),
-          });
+          throw new AppError('BLOCKED_BY_DEPENDENCY', `The task waits for ${blockers.length} task(s) that are not COMPLETED`, { blockers });
         }
       }
       const now = new Date();

@@ -4,7 +4,7 @@
  * a listing page with its count, parents and dependencies in one statement, subtask pages, statistics, and the
  * hierarchy checks and locks of writes. Rows become plain {@link TaskView}s through the model (task.model.ts).
  */
-import { JsonType, ReferenceKind, raw, type EntityMetadata } from '@mikro-orm/core';
+import { JsonType, LockMode, ReferenceKind, raw, type EntityMetadata } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { limitClause, query, type Sql } from '../db/sql.js';
 import { TaskDependency } from '../dependencies/dependency.entity.js';
@@ -85,6 +85,29 @@ export class TaskRepository {
       this.em.createQueryBuilder(Task, 't').select(this.properties(columns, 't')).where({ id: { $in: [...ids] } }),
     );
     return (await query<Row>(this.em, { text, params: [...ids] })).map((r) => this.model.toView(r));
+  }
+
+  /**
+   * Task `id` locked FOR UPDATE on the transaction, as a managed entity of it (changes to it are flushed), or
+   * undefined. The statement is the query builder's, its text built once (as `findOne` would build it every time).
+   */
+  async lock(id: string): Promise<Task | undefined> {
+    const text = this.built('lock', () => this.em.createQueryBuilder(Task, 't').select('*').where({ id }).setLockMode(LockMode.PESSIMISTIC_WRITE));
+    const [row] = await query<Row>(this.em, { text, params: [id] });
+    return row && this.em.map(Task, row);
+  }
+
+  /** The ids of the tasks `taskId` waits for that are not COMPLETED, in id order (the query builder's, built once). */
+  async blockers(taskId: string): Promise<string[]> {
+    const text = this.built('blockers', () =>
+      this.em
+        .createQueryBuilder(TaskDependency, 'd')
+        .select(raw('d.depends_on_id as blocker'))
+        .join('d.dependsOn', 't')
+        .where({ task: taskId, 't.status': { $ne: 'COMPLETED' } } as never)
+        .orderBy({ dependsOn: 'asc' }),
+    );
+    return (await query<Row>(this.em, { text, params: [taskId, 'COMPLETED'] })).map((r) => r.blocker as string);
   }
 
   /**

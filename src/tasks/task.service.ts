@@ -22,7 +22,7 @@ export const MAX_BATCH = 100;
  * VERSION_CONFLICT if `expectedVersion` is given and stale.
  */
 export async function lockTask(tx: EntityManager, id: string, expectedVersion?: number | null): Promise<Task> {
-  const task = await tx.findOne(Task, id, { lockMode: LockMode.PESSIMISTIC_WRITE });
+  const task = await new TaskRepository(tx).lock(id);
   if (!task) throw AppError.notFound('Task', id);
   if (expectedVersion != null && task.version !== expectedVersion) throw AppError.versionConflict(id, expectedVersion, task.version);
   return task;
