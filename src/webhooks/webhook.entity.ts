@@ -7,6 +7,7 @@
  */
 import { defineEntity, type Opt } from '@mikro-orm/core';
 import type { EventKind } from '../events/event.entity.js';
+import { TextArrayType } from '../db/text-array.type.js';
 
 export class Webhook {
   id!: string;
@@ -47,10 +48,10 @@ export const WebhookSchema = defineEntity({
   properties: (p) => ({
     id: p.uuid().primary(),
     url: p.string().length(2048),
-    kinds: p.array().columnType('text[]').defaultRaw(`'{}'`),
+    kinds: p.type(TextArrayType).columnType('text[]').defaultRaw(`'{}'`),
     filterTaskId: p.uuid().nullable(),
     filterAssignee: p.string().length(255).nullable(),
-    filterTagsAny: p.array().columnType('text[]').nullable(),
+    filterTagsAny: p.type(TextArrayType).columnType('text[]').nullable(),
     description: p.string().length(500).nullable(),
     enabled: p.boolean().default(true),
     disabledReason: p.text().nullable(),

@@ -171,8 +171,8 @@ describe('createWebhook', () => {
       filter: { taskId: taskId.toLowerCase(), assignee: 'ada', tagsAny: ['a', 'b'] },
       description: 'for the billing sync',
     });
-    // Tags are kept as written, punctuation included (a text[] column, not a joined string).
-    const odd = ['a,b', 'say "hi"', 'back\\slash', '{braces}'];
+    // Tags are kept as written, punctuation included (a text[] column, not a joined string), `NULL` as text.
+    const odd = ['a,b', 'say "hi"', 'back\\slash', '{braces}', 'NULL', ' pad '];
     const punctuated = await create({ url: 'https://93.184.215.14/odd-tags', filter: { tagsAny: odd } });
     expect(punctuated.webhook.filter.tagsAny).toEqual(odd);
     expect(ok(await server.gql<{ webhook: WebhookOut }>(`{ webhook(id: "${punctuated.webhook.id}") { ${WEBHOOK} } }`)).webhook.filter.tagsAny).toEqual(odd);
