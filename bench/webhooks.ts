@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     /** Event ids and `at` (epoch ms) of `tasks`' events, in feed order. */
     const eventsOf = async (taskIds: string[]) => {
       const { rows } = await observer.query<{ id: string; task_id: string; at: number }>(
-        'select id::text as id, task_id::text as task_id, extract(epoch from at) * 1000 as at from task_event where task_id = any($1::uuid[]) order by xid, id',
+        'select e.id::text as id, e.task_id::text as task_id, extract(epoch from e.at) * 1000 as at from task_event e where e.task_id = any($1::uuid[]) order by e.xid, e.id',
         [taskIds],
       );
       return rows.map((r) => ({ id: r.id, taskId: r.task_id, at: Number(r.at) }));

@@ -212,7 +212,7 @@ export async function lastEventId(client: pg.Client): Promise<string> {
 
 /** Every event with an id above `afterId`, in change-feed order ((xid, id), as `Query.taskEvents` orders them). */
 export async function feedAfter(client: pg.Client, afterId: string): Promise<string[]> {
-  const { rows } = await client.query<{ id: string }>('select id::text as id from task_event where id > $1::bigint order by xid, id', [afterId]);
+  const { rows } = await client.query<{ id: string }>('select e.id::text as id from task_event e where e.id > $1::bigint order by e.xid, e.id', [afterId]);
   return rows.map((r) => r.id);
 }
 

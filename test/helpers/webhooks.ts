@@ -38,7 +38,8 @@ async function withClient<T>(target: DbTarget, fn: (c: pg.Client) => Promise<T>)
 export async function feedHead(target: DbTarget): Promise<{ xid: string; id: string }> {
   return withClient(target, async (c) => {
     const { rows } = await c.query<{ xid: string; id: string }>(
-      'select xid::text as xid, id::text as id from task_event where xid < pg_snapshot_xmin(pg_current_snapshot()) order by xid desc, id desc limit 1',
+      // Ordered by the columns, not by the text aliases (as text, xid 999 sorts after 1171).
+      'select e.xid::text as xid, e.id::text as id from task_event e where e.xid < pg_snapshot_xmin(pg_current_snapshot()) order by e.xid desc, e.id desc limit 1',
     );
     return rows[0] ?? { xid: '0', id: '0' };
   });
