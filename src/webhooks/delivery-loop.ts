@@ -189,7 +189,7 @@ export class DeliveryLoop {
     const { root, owner, pageSize } = this.ctx;
     const webhook = this.webhook;
     this.feedChanged = false;
-    const { events, heldBack } = await readFeedPage(root.fork(), webhook.position, pageSize);
+    const { events, heldBack } = await readFeedPage(root.fork(), webhook.id, webhook.position, pageSize);
     /** The last event passed over without a delivery: the position moves to it before any wait. */
     let skipTo: FeedPosition | undefined;
     const flushSkip = async () => {
@@ -205,8 +205,19 @@ export class DeliveryLoop {
         skipTo = position;
         continue;
       }
-      let delivery = await ensureDelivery(root.fork(), owner, randomUUID(), webhook.id, event.id);
-      if (!delivery) throw new LeaseLost();
+      // Not recorded yet (the usual case): its first attempt writes its row with the outcome, in the statement
+      // that records it, so a delivery that succeeds at once costs one statement.
+      let delivery: DeliveryRow = event.delivery ?? {
+        id: randomUUID(),
+        webhookId: webhook.id,
+        eventId: event.id,
+        redelivery: false,
+        status: 'PENDING',
+        attempts: 0,
+        retryStartedAt: new Date(),
+        dueInMs: 0,
+        recorded: false,
+      };
       if (delivery.status === 'DELIVERED') {
         // Sent before a crash or a lost lease, not yet past: only the position moves.
         skipTo = position;
@@ -289,6 +300,12 @@ export class DeliveryLoop {
       return undefined;
     }
     const error = result.error ?? result.outcome;
+    if (delivery.recorded === false) {
+      // A first attempt failed: its row is written now (PENDING), and the failure recorded on it as on any other.
+      const written = await ensureDelivery(root.fork(), owner, delivery.id, webhook.id, event.id);
+      if (!written) throw new LeaseLost();
+      delivery = written;
+    }
     const since = delivery.retryStartedAt.toISOString();
     const outcome = await recordFailure(root.fork(), owner, delivery.id, {
       statusCode: result.statusCode,

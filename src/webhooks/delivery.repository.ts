@@ -48,11 +48,14 @@ export interface DeliveryRow {
   retryStartedAt: Date;
   /** How long until the next attempt is due by the database's clock (0: due now). */
   dueInMs: number;
+  /** False for a feed delivery not written yet: its first attempt writes it, with the outcome. */
+  recorded?: boolean;
 }
 
-/** A feed event with the task as it is now (for the filter), and whether it is settled. */
+/** A feed event with the task as it is now (for the filter), and the webhook's feed delivery of it, if recorded. */
 export interface PageEvent extends FeedEvent {
   task: TaskNow | null;
+  delivery: DeliveryRow | null;
 }
 
 type Row = Record<string, unknown>;
@@ -111,6 +114,7 @@ function toEvent(r: Row): PageEvent {
     at: toDate(r.at),
     changes: (r.changes as JsonObject | null) ?? {},
     task: r.task_exists ? { assignee: (r.assignee as string | null) ?? null, tags: (r.tags as string[] | null) ?? [] } : null,
+    delivery: r.delivery_id == null ? null : toDelivery({ ...r, id: r.delivery_id, event_id: r.id, webhook_id: r.delivery_webhook_id, status: r.delivery_status }),
   };
 }
 
@@ -154,13 +158,18 @@ export async function releaseLeases(em: EntityManager, owner: string, ids?: read
 
 /**
  * Up to `limit` events after `position` in feed order, with the task as it is now (for the filter; null once
- * deleted), and whether committed events after them are held back by a running older transaction (then the
- * reader looks again soon). Unsettled rows sort after settled ones (a larger xid), so the settled ones are a prefix.
+ * deleted) and the webhook's feed delivery of each one if there is one (a retry's schedule, or a crash's leftover),
+ * and whether committed events after them are held back by a running older transaction (then the reader looks
+ * again soon). Unsettled rows sort after settled ones (a larger xid), so the settled ones are a prefix.
  */
-export async function readFeedPage(em: EntityManager, position: FeedPosition, limit: number): Promise<{ events: PageEvent[]; heldBack: boolean }> {
+export async function readFeedPage(em: EntityManager, webhookId: string, position: FeedPosition, limit: number): Promise<{ events: PageEvent[]; heldBack: boolean }> {
   const rows = await query<Row & { settled: boolean }>(em, sql`select e.id::text as id, e.xid::text as xid, e.task_id, e.kind::text as kind,
-      e.actor, ${raw(epochMs('e.at', 'at'))}, e.changes, ${SETTLED} as settled, t.id is not null as task_exists, t.assignee, t.tags
+      e.actor, ${raw(epochMs('e.at', 'at'))}, e.changes, ${SETTLED} as settled, t.id is not null as task_exists, t.assignee, t.tags,
+      d.id as delivery_id, d.webhook_id as delivery_webhook_id, d.redelivery, d.status::text as delivery_status, d.attempts,
+      ${raw(epochMs('d.retry_started_at', 'retry_started_at'))},
+      greatest(0, coalesce(extract(epoch from d.next_attempt_at - now()) * 1000, 0))::float8 as due_in_ms
     from task_event e left join task t on t.id = e.task_id
+      left join webhook_delivery d on d.webhook_id = ${webhookId} and d.event_id = e.id and not d.redelivery
     where (e.xid, e.id) > (${position.xid.toString()}::xid8, ${position.id.toString()}::bigint)
     order by e.xid, e.id ${raw(limitClause(limit))}`);
   const settled = rows.filter((r) => r.settled);
@@ -219,19 +228,28 @@ export interface AttemptRecord {
 export async function recordDelivered(
   em: EntityManager,
   owner: string,
-  delivery: Pick<DeliveryRow, 'id' | 'webhookId'>,
+  delivery: Pick<DeliveryRow, 'id' | 'webhookId' | 'eventId' | 'recorded'>,
   attempt: AttemptRecord,
   position: FeedPosition | undefined,
 ): Promise<boolean> {
   const move = position
     ? sql`position_xid = ${position.xid.toString()}::xid8, position_id = ${position.id.toString()}::bigint`
     : raw('position_xid = position_xid');
+  const done = sql`last_status_code = ${attempt.statusCode}, last_latency_ms = ${attempt.latencyMs}, last_error = null,
+        last_attempt_at = ${attempt.startedAt}, next_attempt_at = null, delivered_at = now()`;
+  // A first attempt that succeeded has no row yet: it is written now, DELIVERED, in the same statement.
+  const mark = delivery.recorded === false
+    ? sql`insert into webhook_delivery (id, webhook_id, event_id, redelivery, status, attempts, retry_started_at, created_at, last_status_code,
+          last_latency_ms, last_attempt_at, delivered_at)
+        select ${delivery.id}::uuid, w.id, ${delivery.eventId}::bigint, false, 'DELIVERED', 1, ${attempt.startedAt}, ${attempt.startedAt},
+          ${attempt.statusCode}::int, ${attempt.latencyMs}::int, ${attempt.startedAt}, now() from w
+        on conflict (webhook_id, event_id) where not redelivery do update set status = 'DELIVERED', attempts = webhook_delivery.attempts + 1, ${done}
+        returning id`
+    : sql`update webhook_delivery set status = 'DELIVERED', attempts = attempts + 1, ${done}
+        where id = ${delivery.id} and exists (select 1 from w) returning id`;
   const [row] = await query<{ fenced: number }>(em, sql`with w as (
       update webhook set ${move} where id = ${delivery.webhookId} and lease_owner = ${owner} and lease_expires_at > now() returning id),
-    d as (
-      update webhook_delivery set status = 'DELIVERED', attempts = attempts + 1, last_status_code = ${attempt.statusCode},
-        last_latency_ms = ${attempt.latencyMs}, last_error = null, last_attempt_at = ${attempt.startedAt}, next_attempt_at = null, delivered_at = now()
-      where id = ${delivery.id} and exists (select 1 from w) returning id)
+    d as (${mark})
     select (select count(*) from w)::int as fenced, (select count(*) from d)::int as marked`);
   return Number(row?.fenced ?? 0) > 0;
 }

@@ -1021,7 +1021,10 @@ export type WebhookDeliveryStatus =
   | 'DELIVERED'
   /** Given up: its attempts failed for the retry period and the webhook was disabled (re-enabling retries it). */
   | 'FAILED'
-  /** Not delivered yet: waiting for its first attempt or, after a failed one, for `nextAttemptAt`. */
+  /**
+   * Not delivered yet: after a failed attempt, waiting for `nextAttemptAt` (a redelivery also while waiting for its
+   * first attempt; the feed records a delivery at its first attempt).
+   */
   | 'PENDING';
 
 /** An edge of a webhook listing. */

@@ -227,7 +227,10 @@ export type WebhookDeliveryStatus =
   | 'DELIVERED'
   /** Given up: its attempts failed for the retry period and the webhook was disabled (re-enabling retries it). */
   | 'FAILED'
-  /** Not delivered yet: waiting for its first attempt or, after a failed one, for `nextAttemptAt`. */
+  /**
+   * Not delivered yet: after a failed attempt, waiting for `nextAttemptAt` (a redelivery also while waiting for its
+   * first attempt; the feed records a delivery at its first attempt).
+   */
   | 'PENDING';
 
 /** Which events a webhook is sent, besides `kinds`. */
