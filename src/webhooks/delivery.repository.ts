@@ -177,9 +177,9 @@ export async function readFeedPage(em: EntityManager, webhookId: string, positio
 }
 
 /**
- * The feed's delivery of `eventId` to the webhook: created PENDING (due now) if absent, else the one there is (a
- * crash may have left it DELIVERED). One statement: the insert is fenced, and a row another writer made is read back.
- * Undefined when there is none and the lease is lost.
+ * The feed's delivery of `eventId` to the webhook, written PENDING when its first attempt failed (the failure is
+ * then recorded on it), or the one there is if another writer made it. One statement: the insert is fenced, and a
+ * row another writer made is read back. Undefined when there is none and the lease is lost.
  */
 export async function ensureDelivery(em: EntityManager, owner: string, id: string, webhookId: string, eventId: string): Promise<DeliveryRow | undefined> {
   const [row] = await query(em, sql`with ins as (
