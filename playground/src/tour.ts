@@ -1,7 +1,7 @@
 /**
- * The README's tour, one tab per step, preloaded in the playground. The operations are anonymous: GraphiQL 4 keeps
- * the first tab's operation name when another preloaded tab is run, and the server would refuse that name. The
- * webhooks step holds several operations, so they are named (the run button asks which one to run).
+ * The README's tour, one tab per step, preloaded in the playground. The operations are anonymous, one per tab:
+ * GraphiQL 4 keeps the first tab's operation name when another preloaded tab is run, and the server would refuse
+ * that name.
  */
 export const TOUR = [
   {
@@ -61,28 +61,21 @@ subscription {
 }`,
   },
   {
-    // Three named operations, so the run button asks which: a tab may hold only one anonymous operation.
     query: `# 8. Webhooks: one signed POST per matching task event, in change-feed order, retried until a 2xx.
-# Run CreateWebhook and keep its secret: it is shown this once (it signs every request, see the README).
-# An https URL is required; http to a loopback receiver (http://127.0.0.1:9000/hook) needs the server started
-# with WEBHOOK_ALLOW_PRIVATE=true. Then change a task (steps 1 and 3), list the webhooks, and read the
-# deliveries with the webhook's id. With authentication on, these need a token with the tasks:write scope.
-mutation CreateWebhook {
+# Keep the secret: it is shown this once (it signs every request, see the README). An https URL is required;
+# http to a loopback receiver (http://127.0.0.1:9000/hook) needs the server started with WEBHOOK_ALLOW_PRIVATE=true.
+# With authentication on, webhooks need a token with the tasks:write scope.
+mutation {
   createWebhook(input: { url: "https://hooks.example.com/tasks", kinds: [CREATED, STATUS_CHANGED], description: "tour" }) {
     webhook { id url kinds enabled }
     secret
   }
-}
-
-query Webhooks {
-  webhooks(first: 10) {
-    totalCount
-    nodes { id url kinds filter { taskId assignee tagsAny } enabled disabledReason }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-
-query Deliveries($webhookId: ID!) {
+}`,
+  },
+  {
+    query: `# 9. After changing a task (steps 1 and 3), read the webhook and its deliveries (paste its id).
+query ($webhookId: ID!) {
+  webhook(id: $webhookId) { url enabled disabledReason cursor }
   webhookDeliveries(webhookId: $webhookId, first: 10) {
     nodes { eventId event { kind taskId } status attempts lastStatusCode lastLatencyMs lastError nextAttemptAt }
   }
